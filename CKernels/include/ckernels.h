@@ -1,0 +1,218 @@
+// CKernels: the C core of the unCLIP engine.
+//
+// Every kernel is a pure function over raw pointers with explicit sizes and strides. Nothing here allocates:
+// scratch memory is passed in, sized by the matching *_scratch_size function. Every dispatched kernel has a
+// plain scalar `*_ref` twin that is the oracle of its tests.
+//
+// Layout conventions (shape comments use these names):
+// - Activations are NHWC: a [N, H, W, C] tensor has channels contiguous. A GEMM's A matrix is [M, K]
+//   row-major with a row stride; a linear weight is PyTorch's [N_out, K] ("W"), so C = A·Wᵀ + bias.
+// - Convolution weights arrive as PyTorch's [Cout, Cin, kh, kw] and are packed for the kernels.
+// - The compute ("packed") layouts are described at ck_gemm_f32_pack and ck_q8_pack.
+//
+// Threads: OpenMP, ck_set_threads(n). Work is split so that every output element is computed by exactly one
+// thread in a fixed order: results are identical for any thread count.
+//
+// This header is the target's only public header; it is an implementation detail of the Swift package and has
+// no stable API of its own.
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// ISA dispatch (dispatch.c)
+// ---------------------------------------------------------------------------------------------------------
+typedef enum {
+    CK_ISA_REF = 0,     // plain scalar C: the oracle
+    CK_ISA_AVX2 = 1,    // AVX2 + FMA (int8 through vpmaddwd)
+    CK_ISA_AVX512 = 2,  // AVX-512 F/BW/VL + VNNI (vpdpbusd)
+    CK_ISA_AMX = 3,     // AVX-512 path plus AMX-INT8 tiles (tdpbssd) for int8 GEMM and convolution
+    CK_ISA_COUNT = 4
+} ck_isa;
+
+// Best path the host supports (CPUID, OS XSAVE state and, for AMX, arch_prctl permission).
+ck_isa ck_isa_host_best(void);
+// 1 when the host can run `isa`.
+int ck_isa_supported(ck_isa isa);
+// The path kernels use now. Starts as CK_ISA env (ref|avx2|avx512|amx) when set and supported, else the best.
+ck_isa ck_isa_active(void);
+// Forces a path; returns 0, or -1 (and changes nothing) when the host cannot run it.
+int ck_isa_set(ck_isa isa);
+const char *ck_isa_name(ck_isa isa);
+
+// Threads used by every kernel (OpenMP). Starts as UNCLIP_THREADS when set and valid, else online cores.
+void ck_set_threads(int n);
+int ck_get_threads(void);
+
+// ---------------------------------------------------------------------------------------------------------
+// f32 GEMM (gemm_f32*.c): C[M,N] = A[M,K] · W[N,K]ᵀ + bias[N]
+// ---------------------------------------------------------------------------------------------------------
+// Packed layout: N padded to a multiple of CK_F32_NR with zero columns; panel p holds columns
+// [p·NR, p·NR+NR) as K rows of NR floats: packed[p][k][j] = W[p·NR + j][k].
+#define CK_F32_NR 32
+size_t ck_gemm_f32_packed_size(int N, int K);              // bytes
+void ck_gemm_f32_pack(int N, int K, const float *W, int ldw, float *packed);
+// Convolution weight [Cout, Cin, kh, kw] packed as the GEMM weight [Cout, K = kh·kw·Cin] with
+// k = (ky·kw + kx)·Cin + ci, the column order of ck_im2col_f32.
+void ck_gemm_f32_pack_conv(int Cout, int Cin, int kh, int kw, const float *W, float *packed);
+
+// bias may be NULL. The reference reads the unpacked weight; the dispatched kernel reads the packed one.
+void ck_gemm_f32_ref(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                     const float *bias, float *C, int ldc);
+void ck_gemm_f32(int M, int N, int K, const float *A, int lda, const float *packed, const float *bias,
+                 float *C, int ldc);
+// The same GEMM through OpenBLAS sgemm (for benchmarks; W unpacked). Returns -1 when built without it.
+int ck_gemm_f32_openblas(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                         const float *bias, float *C, int ldc);
+const char *ck_openblas_corename(void);
+
+// ---------------------------------------------------------------------------------------------------------
+// int8 GEMM (gemm_q8*.c)
+// ---------------------------------------------------------------------------------------------------------
+// Weights: symmetric per-output-channel int8, w[n][k] ≈ scale[n]·q[n][k], q ∈ [-127, 127].
+// Activations: quantized per row on the fly, a[m][k] ≈ sa[m]·qa[m][k], sa = max|a[m]|/127,
+// qa = round-half-even(a·(127/max|a|)), so qa ∈ [-127, 127]; a zero row has sa = 0, qa = 0.
+// acc[m][n] = Σ_k qa[m][k]·q[n][k] in int32 (exact on every path); C = acc·sa[m]·scale[n] + bias[n].
+//
+// Packed layout ("q8 panels"): K padded to Kp = a multiple of CK_Q8_KB with zeros, N to a multiple of
+// CK_Q8_NR; panel p holds Kp/4 groups of NR columns × 4 consecutive k:
+//   packed[p][k/4][j][k%4] = q[p·NR + j][k].
+// One 16-column half of a group row is the 64-byte row of an AMX B tile and of a vpdpbusd operand.
+#define CK_Q8_NR 32
+#define CK_Q8_KB 64
+int ck_q8_padded_k(int K);                                  // Kp
+size_t ck_q8_packed_size(int N, int K);                     // bytes of the int8 panels
+// Quantizes W [N,K] (row stride ldw) per output channel: writes the panels, scale[N] and colsum[N]
+// (Σ_k q[n][k], used by the vpdpbusd path's unsigned-activation correction).
+void ck_q8_quantize_pack(int N, int K, const float *W, int ldw, int8_t *packed, float *scale, int32_t *colsum);
+// The same for a convolution weight [Cout, Cin, kh, kw] (column order of ck_im2col_f32).
+void ck_q8_quantize_pack_conv(int Cout, int Cin, int kh, int kw, const float *W, int8_t *packed, float *scale,
+                              int32_t *colsum);
+// Packs already-quantized weights q [N,K] (e.g. from a file) into panels; computes colsum.
+void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t *colsum);
+// Reads back q[n][k] from panels (tests, export).
+int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k);
+
+// Quantizes rows of A: out is [M, Kp] int8 (zero past K), sa[M]. Identical bits on every path.
+void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa);
+void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa);
+
+// Integer core: acc[M,N] (row stride ldacc) = qa[M,Kp] · panelsᵀ. Bit-identical on every path.
+void ck_gemm_q8_s32_ref(int M, int N, int K, const int8_t *qa, const int8_t *packed, int32_t *acc, int ldacc);
+void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed, const int32_t *colsum,
+                    int32_t *acc, int ldacc, void *scratch);
+
+// The whole int8 linear: quantize A's rows, integer GEMM, f32 epilogue. bias may be NULL.
+size_t ck_gemm_q8_scratch_size(int M, int K, int nthreads);
+void ck_gemm_q8_ref(int M, int N, int K, const float *A, int lda, const int8_t *packed, const float *scale,
+                    const float *bias, float *C, int ldc);
+void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *packed, const float *scale,
+                const int32_t *colsum, const float *bias, float *C, int ldc, void *scratch);
+
+// ---------------------------------------------------------------------------------------------------------
+// Convolution (conv2d.c), NHWC, any kh×kw, stride, zero padding; tiled im2col (CK_CONV_TILE output pixels
+// at a time per thread), never a whole-image im2col buffer.
+// ---------------------------------------------------------------------------------------------------------
+#define CK_CONV_TILE 48
+typedef struct {
+    int N, H, W, Cin;       // input [N, H, W, Cin]
+    int Cout, kh, kw;       // weight [Cout, Cin, kh, kw]
+    int stride, pad;
+    int Ho, Wo;             // output [N, Ho, Wo, Cout]; set by ck_conv2d_shape
+} ck_conv2d_params;
+// Fills Ho/Wo; returns -1 when the geometry is invalid (non-positive sizes or an empty output).
+int ck_conv2d_shape(ck_conv2d_params *p);
+// Writes rows [p0, p0+rows) of the im2col matrix of image n: row r = output pixel p0+r, K = kh·kw·Cin.
+void ck_im2col_f32(const ck_conv2d_params *p, const float *x, int n, int p0, int rows, float *out, int ldo);
+
+size_t ck_conv2d_f32_scratch_size(const ck_conv2d_params *p, int nthreads);
+void ck_conv2d_f32_ref(const ck_conv2d_params *p, const float *x, const float *W, const float *bias, float *y);
+void ck_conv2d_f32(const ck_conv2d_params *p, const float *x, const float *packed, const float *bias, float *y,
+                   void *scratch);
+
+size_t ck_conv2d_q8_scratch_size(const ck_conv2d_params *p, int nthreads);
+// The int8 convolution quantizes each im2col row (one output pixel's receptive field) on its own.
+void ck_conv2d_q8_ref(const ck_conv2d_params *p, const float *x, const int8_t *packed, const float *scale,
+                      const float *bias, float *y);
+void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packed, const float *scale,
+                  const int32_t *colsum, const float *bias, float *y, void *scratch);
+
+// ---------------------------------------------------------------------------------------------------------
+// Normalisation (norm.c). Statistics accumulate in double.
+// ---------------------------------------------------------------------------------------------------------
+// GroupNorm over x [N, HW, C] (NHWC), G groups of C/G channels: y = (x-μ)/sqrt(σ²+eps)·γ + β, then
+// optionally y = y·(1+scale[n,c]) + shift[n,c] (scale/shift [N, C], may be NULL), then optionally SiLU.
+// In-place (y == x) is allowed.
+void ck_group_norm_ref(int N, int HW, int C, int G, float eps, const float *x, const float *gamma,
+                       const float *beta, const float *scale, const float *shift, int silu, float *y);
+void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const float *gamma, const float *beta,
+                   const float *scale, const float *shift, int silu, float *y);
+// LayerNorm over the last dimension of x [rows, C] (row stride ldx/ldy); gamma/beta may be NULL.
+void ck_layer_norm_ref(int rows, int C, float eps, const float *x, int ldx, const float *gamma,
+                       const float *beta, float *y, int ldy);
+void ck_layer_norm(int rows, int C, float eps, const float *x, int ldx, const float *gamma, const float *beta,
+                   float *y, int ldy);
+
+// ---------------------------------------------------------------------------------------------------------
+// Attention (attention*.c): softmax(Q·Kᵀ·scale + mask)·V per head, streaming (online) softmax, O(n·d) memory.
+// ---------------------------------------------------------------------------------------------------------
+// Q [B, Lq, ·] with head h at columns [h·D, h·D+D) and row stride ldq; keys/values are the concatenation of up
+// to two segments along the sequence: [k0 (L0 rows); k1 (L1 rows)] (the decoder's added-KV attention puts the
+// context first, the image tokens second; L1 = 0 for plain attention). Batch strides are in floats.
+// mask (may be NULL): additive, element (b, i, j) at mask[b·mask_bs + i·mask_qs + j] (mask_qs = 0 for a
+// key-padding mask). causal: key j > query i gets -inf before softmax (j counted over the concatenation).
+// Output O [B, Lq, H·D] with row stride ldo.
+typedef struct {
+    int B, H, D, Lq, L0, L1;
+    float scale;
+    const float *q; long q_bs; int ldq;
+    const float *k0, *v0; long kv0_bs; int ldkv0;
+    const float *k1, *v1; long kv1_bs; int ldkv1;
+    const float *mask; long mask_bs; int mask_qs;
+    int causal;
+    float *o; long o_bs; int ldo;
+} ck_attention_params;
+size_t ck_attention_scratch_size(const ck_attention_params *p, int nthreads);
+void ck_attention_ref(const ck_attention_params *p);
+void ck_attention(const ck_attention_params *p, void *scratch);
+
+// ---------------------------------------------------------------------------------------------------------
+// Elementwise and softmax (elementwise.c). In-place allowed.
+// ---------------------------------------------------------------------------------------------------------
+void ck_silu(size_t n, const float *x, float *y);
+void ck_gelu_erf(size_t n, const float *x, float *y);
+void ck_quick_gelu(size_t n, const float *x, float *y);                 // x·σ(1.702x)
+void ck_add(size_t n, const float *a, const float *b, float *y);
+void ck_mul(size_t n, const float *a, const float *b, float *y);
+void ck_scale_add(size_t n, const float *x, float alpha, float beta, float *y);   // y = αx + β
+void ck_clamp(size_t n, const float *x, float lo, float hi, float *y);
+// y[r] = x[r] + bias (bias [C], broadcast over rows of x [rows, C])
+void ck_add_bias(int rows, int C, const float *x, const float *bias, float *y);
+void ck_softmax_rows(int rows, int C, const float *x, int ldx, float *y, int ldy);
+
+// ---------------------------------------------------------------------------------------------------------
+// Resampling (resample.c), NHWC
+// ---------------------------------------------------------------------------------------------------------
+void ck_avg_pool2x2(int N, int H, int W, int C, const float *x, float *y);        // y [N, H/2, W/2, C]
+void ck_upsample_nearest2x(int N, int H, int W, int C, const float *x, float *y); // y [N, 2H, 2W, C]
+// PyTorch interpolate(mode="bicubic", align_corners=False, antialias=True): separable Keys cubic (a = -0.5)
+// with support widened by the scale on downsampling, weights renormalised per output pixel.
+size_t ck_resize_bicubic_aa_scratch_size(int H, int W, int Ho, int Wo, int C);
+void ck_resize_bicubic_aa(int N, int H, int W, int C, const float *x, int Ho, int Wo, float *y, void *scratch);
+
+// ---------------------------------------------------------------------------------------------------------
+// Sinusoidal timestep embedding (timestep.c), diffusers get_timestep_embedding with flip_sin_to_cos = True,
+// downscale_freq_shift = 0, max_period = 10000: out[b] = [cos(t·f_i), sin(t·f_i)], f_i = exp(-ln(1e4)·i/half).
+// ---------------------------------------------------------------------------------------------------------
+void ck_timestep_embedding(int B, const float *t, int dim, float *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,21 @@
+// Attention rows, AVX-512: 16 keys per block.
+#if defined(__x86_64__)
+#include "internal.h"
+#include "vecmath.h"
+
+#define CK_ATT_FN ck_attention_rows_avx512
+#define CK_ATT_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+#define W 16
+#define VEC __m512
+#define VZERO _mm512_setzero_ps()
+#define VSET1(x) _mm512_set1_ps(x)
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VSUB(a, b) _mm512_sub_ps(a, b)
+#define VEXP(x) ck_exp512(x)
+
+#include "attention_keys.h"
+#include "attention_simd.h"
+#endif

@@ -1,0 +1,136 @@
+// ISA detection, the CK_ISA override and the thread setting.
+#define _GNU_SOURCE
+#include "ckernels.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int g_supported[CK_ISA_COUNT];
+static ck_isa g_active = CK_ISA_REF;
+static int g_threads = 1;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__)
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+// Linux: a process must ask for the AMX tile state before it may use it (arch/x86/include/uapi/asm/prctl.h).
+#define CK_ARCH_REQ_XCOMP_PERM 0x1023
+#define CK_XFEATURE_XTILEDATA 18
+
+static void detect_x86(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return;
+    uint64_t xcr0 = xgetbv0();
+    int ymm_os = (xcr0 & 0x6) == 0x6;
+    int zmm_os = (xcr0 & 0xe6) == 0xe6;
+    int tile_os = (xcr0 & 0x60000) == 0x60000;
+    if (__get_cpuid_max(0, NULL) < 7) return;
+    __cpuid_count(7, 0, a, b, c, d);
+    int avx2 = (b >> 5) & 1;
+    int avx512f = (b >> 16) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    int vnni = (c >> 11) & 1;
+    int amx_tile = (d >> 24) & 1, amx_int8 = (d >> 25) & 1;
+    g_supported[CK_ISA_AVX2] = ymm_os && avx2 && fma;
+    g_supported[CK_ISA_AVX512] = g_supported[CK_ISA_AVX2] && zmm_os && avx512f && avx512bw && avx512vl && vnni;
+    if (g_supported[CK_ISA_AVX512] && amx_tile && amx_int8 && tile_os) {
+        // Refused (old kernel, seccomp, hypervisor): fall back silently to AVX-512.
+        long r = syscall(SYS_arch_prctl, CK_ARCH_REQ_XCOMP_PERM, CK_XFEATURE_XTILEDATA);
+        g_supported[CK_ISA_AMX] = (r == 0);
+    }
+}
+#endif
+
+static ck_isa best_supported(void) {
+    for (int i = CK_ISA_COUNT - 1; i > 0; i--)
+        if (g_supported[i]) return (ck_isa)i;
+    return CK_ISA_REF;
+}
+
+static void init_once(void) {
+    g_supported[CK_ISA_REF] = 1;
+#if defined(__x86_64__)
+    detect_x86();
+#endif
+    g_active = best_supported();
+    const char *env = getenv("CK_ISA");
+    if (env) {
+        for (int i = 0; i < CK_ISA_COUNT; i++)
+            if (strcmp(env, ck_isa_name((ck_isa)i)) == 0 && g_supported[i]) g_active = (ck_isa)i;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    g_threads = cores > 0 ? (int)cores : 1;
+    const char *t = getenv("UNCLIP_THREADS");
+    if (t) {
+        char *end = NULL;
+        long n = strtol(t, &end, 10);
+        if (end && *end == 0 && n >= 1 && n <= 1024) g_threads = (int)n;
+    }
+}
+
+static void init(void) { pthread_once(&g_once, init_once); }
+
+ck_isa ck_isa_host_best(void) {
+    init();
+    return best_supported();
+}
+
+int ck_isa_supported(ck_isa isa) {
+    init();
+    return isa >= 0 && isa < CK_ISA_COUNT && g_supported[isa];
+}
+
+ck_isa ck_isa_active(void) {
+    init();
+    return g_active;
+}
+
+int ck_isa_set(ck_isa isa) {
+    if (!ck_isa_supported(isa)) return -1;
+    g_active = isa;
+    return 0;
+}
+
+const char *ck_isa_name(ck_isa isa) {
+    switch (isa) {
+    case CK_ISA_REF: return "ref";
+    case CK_ISA_AVX2: return "avx2";
+    case CK_ISA_AVX512: return "avx512";
+    case CK_ISA_AMX: return "amx";
+    default: return "unknown";
+    }
+}
+
+void ck_set_threads(int n) {
+    init();
+    g_threads = n < 1 ? 1 : n;
+}
+
+int ck_get_threads(void) {
+    init();
+    return g_threads;
+}
+
+int ck_thread_index(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}

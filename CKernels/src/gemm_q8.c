@@ -1,0 +1,248 @@
+// int8 GEMM: weight quantization and packing, row quantization, reference, blocked driver, scalar kernel.
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+// Rows of A per parallel unit: a multiple of every path's rows per kernel call (4, 2, 8, 32).
+#define CK_Q8_MC 128
+
+int ck_q8_padded_k(int K) { return CK_ROUND_UP(K < 1 ? 1 : K, CK_Q8_KB); }
+
+size_t ck_q8_packed_size(int N, int K) {
+    return (size_t)CK_ROUND_UP(N, CK_Q8_NR) * (size_t)ck_q8_padded_k(K);
+}
+
+static size_t packed_index(int Kp, int n, int k) {
+    int p = n / CK_Q8_NR, j = n % CK_Q8_NR;
+    return (size_t)p * Kp * CK_Q8_NR + (size_t)(k / 4) * (CK_Q8_NR * 4) + (size_t)j * 4 + (k % 4);
+}
+
+int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k) {
+    return packed[packed_index(ck_q8_padded_k(K), n, k)];
+}
+
+// One symmetric int8 value: round-half-even of v·inv, clamped to [-127, 127]. lrintf uses the current
+// rounding mode (round-to-nearest-even by default), as vcvtps2dq does.
+static inline int8_t quantize_one(float v, float inv) {
+    long q = lrintf(v * inv);
+    return (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+}
+
+// Quantizes the n-th weight row given as a K-long gather function of k.
+static void quantize_weight_row(int K, const float *row, size_t stride, int8_t *q, float *scale) {
+    float amax = 0.0f;
+    for (int k = 0; k < K; k++) amax = fmaxf(amax, fabsf(row[(size_t)k * stride]));
+    if (amax == 0.0f) {
+        memset(q, 0, (size_t)K);
+        *scale = 0.0f;
+        return;
+    }
+    float inv = 127.0f / amax;
+    *scale = amax / 127.0f;
+    for (int k = 0; k < K; k++) q[k] = quantize_one(row[(size_t)k * stride], inv);
+}
+
+void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t *colsum) {
+    int Kp = ck_q8_padded_k(K);
+    memset(packed, 0, ck_q8_packed_size(N, K));
+    for (int n = 0; n < N; n++) {
+        int32_t s = 0;
+        for (int k = 0; k < K; k++) {
+            int8_t v = q[(size_t)n * ldq + k];
+            packed[packed_index(Kp, n, k)] = v;
+            s += v;
+        }
+        colsum[n] = s;
+    }
+}
+
+// Quantizes one output channel at a time into a K-long int8 row and packs it.
+static void quantize_pack_rows(int N, int K, const float *W, int ldw, int conv_cin, int conv_kk, int8_t *packed,
+                               float *scale, int32_t *colsum) {
+    int Kp = ck_q8_padded_k(K);
+    memset(packed, 0, ck_q8_packed_size(N, K));
+    int8_t qrow[K > 0 ? K : 1];
+    float grow[K > 0 ? K : 1];
+    for (int n = 0; n < N; n++) {
+        const float *src = W + (size_t)n * ldw;
+        if (conv_cin > 0) {
+            // [Cin, kh·kw] → k = tap·Cin + ci
+            for (int ci = 0; ci < conv_cin; ci++)
+                for (int t = 0; t < conv_kk; t++) grow[t * conv_cin + ci] = src[(size_t)ci * conv_kk + t];
+            src = grow;
+        }
+        quantize_weight_row(K, src, 1, qrow, &scale[n]);
+        int32_t s = 0;
+        for (int k = 0; k < K; k++) {
+            packed[packed_index(Kp, n, k)] = qrow[k];
+            s += qrow[k];
+        }
+        colsum[n] = s;
+    }
+}
+
+void ck_q8_quantize_pack(int N, int K, const float *W, int ldw, int8_t *packed, float *scale, int32_t *colsum) {
+    quantize_pack_rows(N, K, W, ldw, 0, 0, packed, scale, colsum);
+}
+
+void ck_q8_quantize_pack_conv(int Cout, int Cin, int kh, int kw, const float *W, int8_t *packed, float *scale,
+                              int32_t *colsum) {
+    quantize_pack_rows(Cout, Cin * kh * kw, W, Cin * kh * kw, Cin, kh * kw, packed, scale, colsum);
+}
+
+void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa) {
+    int Kp = ck_q8_padded_k(K);
+    for (int m = 0; m < M; m++) {
+        int8_t *o = out + (size_t)m * Kp;
+        quantize_weight_row(K, A + (size_t)m * lda, 1, o, &sa[m]);
+        memset(o + K, 0, (size_t)(Kp - K));
+    }
+}
+
+void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa) {
+#if defined(__x86_64__)
+    if (ck_isa_active() >= CK_ISA_AVX512) {
+        ck_q8_quantize_rows_avx512(M, K, A, lda, out, sa);
+        return;
+    }
+#endif
+    ck_q8_quantize_rows_ref(M, K, A, lda, out, sa);
+}
+
+void ck_gemm_q8_s32_ref(int M, int N, int K, const int8_t *qa, const int8_t *packed, int32_t *acc, int ldacc) {
+    int Kp = ck_q8_padded_k(K);
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            int32_t s = 0;
+            for (int k = 0; k < K; k++) s += (int32_t)qa[(size_t)m * Kp + k] * packed[packed_index(Kp, n, k)];
+            acc[(size_t)m * ldacc + n] = s;
+        }
+}
+
+void ck_q8_kernel_ref(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
+                      int32_t *acc, int ldacc, int nvalid, void *scratch) {
+    (void)colsum;
+    (void)scratch;
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nvalid; j++) {
+            int32_t s = 0;
+            for (int g = 0; g < Kp / 4; g++)
+                for (int t = 0; t < 4; t++)
+                    s += (int32_t)qa[(size_t)r * ldqa + 4 * g + t] * panel[(size_t)g * CK_Q8_NR * 4 + j * 4 + t];
+            acc[(size_t)r * ldacc + j] = s;
+        }
+}
+
+int ck_q8_mr(ck_isa isa) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case CK_ISA_AVX2: return CK_Q8_MR_AVX2;
+    case CK_ISA_AVX512: return CK_Q8_MR_AVX512;
+    case CK_ISA_AMX: return CK_Q8_MR_AMX;
+#endif
+    default: return CK_Q8_MR_REF;
+    }
+}
+
+ck_q8_kernel ck_q8_kernel_for(ck_isa isa) {
+    switch (isa) {
+#if defined(__x86_64__)
+    case CK_ISA_AVX2: return ck_q8_kernel_avx2;
+    case CK_ISA_AVX512: return ck_q8_kernel_avx512;
+    case CK_ISA_AMX: return ck_q8_kernel_amx;
+#endif
+    default: return ck_q8_kernel_ref;
+    }
+}
+
+void ck_gemm_q8_block(ck_isa isa, int M, int N, int Kp, const int8_t *qa, int ldqa, const int8_t *packed,
+                      const int32_t *colsum, int p0, int p1, int32_t *acc, int ldacc, void *kscratch) {
+    ck_q8_kernel kern = ck_q8_kernel_for(isa);
+    int mr = ck_q8_mr(isa);
+    for (int p = p0; p < p1; p++) {
+        int n0 = p * CK_Q8_NR;
+        const int8_t *panel = packed + (size_t)p * Kp * CK_Q8_NR;
+        for (int m = 0; m < M; m += mr)
+            kern(CK_MIN(mr, M - m), Kp, qa + (size_t)m * ldqa, ldqa, panel, colsum + n0,
+                 acc + (size_t)m * ldacc + (size_t)(p - p0) * CK_Q8_NR, ldacc, CK_MIN(CK_Q8_NR, N - n0), kscratch);
+    }
+}
+
+void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed, const int32_t *colsum,
+                    int32_t *acc, int ldacc, void *scratch) {
+    ck_isa isa = ck_isa_active();
+    int Kp = ck_q8_padded_k(K);
+    int np = CK_ROUND_UP(N, CK_Q8_NR) / CK_Q8_NR;
+    int mb = (M + CK_Q8_MC - 1) / CK_Q8_MC;
+    size_t per_thread = CK_Q8_KERNEL_SCRATCH(Kp);
+    char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
+#pragma omp parallel for schedule(static) num_threads(ck_get_threads())
+    for (int u = 0; u < mb * np; u++) {
+        int m0 = (u / np) * CK_Q8_MC, p = u % np;
+        ck_gemm_q8_block(isa, CK_MIN(CK_Q8_MC, M - m0), N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1,
+                         acc + (size_t)m0 * ldacc + (size_t)p * CK_Q8_NR, ldacc, s + per_thread * ck_thread_index());
+    }
+}
+
+void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const float *scale,
+                    const float *bias, float *C, int ldc) {
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            float v = (float)acc[(size_t)m * ldacc + n] * sa[m] * scale[n];
+            C[(size_t)m * ldc + n] = bias ? v + bias[n] : v;
+        }
+}
+
+size_t ck_gemm_q8_scratch_size(int M, int K, int nthreads) {
+    int Kp = ck_q8_padded_k(K);
+    size_t rows = CK_ALIGN_UP((size_t)CK_ROUND_UP(M, 32) * Kp);          // quantized A (+ AMX row padding)
+    size_t sa = CK_ALIGN_UP((size_t)M * sizeof(float));
+    size_t per_thread = CK_ALIGN_UP((size_t)CK_Q8_MC * CK_Q8_NR * 4)      // int32 accumulator tile
+                        + CK_Q8_KERNEL_SCRATCH(Kp);     // kernel scratch
+    return rows + sa + (size_t)nthreads * per_thread + CK_ALIGN;
+}
+
+void ck_gemm_q8_ref(int M, int N, int K, const float *A, int lda, const int8_t *packed, const float *scale,
+                    const float *bias, float *C, int ldc) {
+    int Kp = ck_q8_padded_k(K);
+    int8_t qa[Kp];
+    int32_t acc[N > 0 ? N : 1];
+    for (int m = 0; m < M; m++) {
+        float sa;
+        ck_q8_quantize_rows_ref(1, K, A + (size_t)m * lda, lda, qa, &sa);
+        ck_gemm_q8_s32_ref(1, N, K, qa, packed, acc, N);
+        ck_q8_epilogue(1, N, acc, N, &sa, scale, bias, C + (size_t)m * ldc, ldc);
+    }
+}
+
+void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *packed, const float *scale,
+                const int32_t *colsum, const float *bias, float *C, int ldc, void *scratch) {
+    ck_isa isa = ck_isa_active();
+    int Kp = ck_q8_padded_k(K);
+    char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
+    int8_t *qa = (int8_t *)s;
+    size_t rows = CK_ALIGN_UP((size_t)CK_ROUND_UP(M, 32) * Kp);
+    float *sa = (float *)(s + rows);
+    char *threads = s + rows + CK_ALIGN_UP((size_t)M * sizeof(float));
+    size_t acc_bytes = CK_ALIGN_UP((size_t)CK_Q8_MC * CK_Q8_NR * 4);
+    size_t per_thread = acc_bytes + CK_Q8_KERNEL_SCRATCH(Kp);
+    int nt = ck_get_threads();
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int m = 0; m < M; m++) ck_q8_quantize_rows(1, K, A + (size_t)m * lda, lda, qa + (size_t)m * Kp, &sa[m]);
+    memset(qa + (size_t)M * Kp, 0, (size_t)(CK_ROUND_UP(M, 32) - M) * Kp);
+
+    int np = CK_ROUND_UP(N, CK_Q8_NR) / CK_Q8_NR;
+    int mb = (M + CK_Q8_MC - 1) / CK_Q8_MC;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int u = 0; u < mb * np; u++) {
+        int m0 = (u / np) * CK_Q8_MC, p = u % np, n0 = p * CK_Q8_NR;
+        int rows_u = CK_MIN(CK_Q8_MC, M - m0);
+        char *ts = threads + per_thread * ck_thread_index();
+        int32_t *acc = (int32_t *)ts;
+        ck_gemm_q8_block(isa, rows_u, N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1, acc, CK_Q8_NR,
+                         ts + acc_bytes);
+        ck_q8_epilogue(rows_u, CK_MIN(CK_Q8_NR, N - n0), acc, CK_Q8_NR, sa + m0, scale + n0, bias ? bias + n0 : NULL,
+                       C + (size_t)m0 * ldc + n0, ldc);
+    }
+}

@@ -1,0 +1,155 @@
+// GroupNorm (with the scale-shift form and fused SiLU) and LayerNorm. Statistics accumulate in double over
+// fixed chunks that are summed in a fixed order, so results do not depend on the thread count.
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+// Pixels per statistics chunk (the parallel unit of the first pass).
+#define CK_GN_CHUNK 256
+
+// Per-channel affine form of the whole GroupNorm for image n: y = x·a[c] + b[c].
+static void gn_affine(int C, int G, const double *mean, const double *rstd, const float *gamma, const float *beta,
+                      const float *scale, const float *shift, float *a, float *b) {
+    int cg = C / G;
+    for (int c = 0; c < C; c++) {
+        int g = c / cg;
+        float r = (float)rstd[g], m = (float)mean[g];
+        float ga = gamma ? gamma[c] : 1.0f, be = beta ? beta[c] : 0.0f;
+        float s = r * ga;
+        float t = be - m * s;
+        if (scale) {
+            float f = 1.0f + scale[c];
+            s = s * f;
+            t = t * f + (shift ? shift[c] : 0.0f);
+        } else if (shift) {
+            t = t + shift[c];
+        }
+        a[c] = s;
+        b[c] = t;
+    }
+}
+
+void ck_group_norm_ref(int N, int HW, int C, int G, float eps, const float *x, const float *gamma,
+                       const float *beta, const float *scale, const float *shift, int silu, float *y) {
+    int cg = C / G;
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * HW * C;
+        float *yn = y + (size_t)n * HW * C;
+        for (int g = 0; g < G; g++) {
+            double s = 0, ss = 0, cnt = (double)HW * cg;
+            for (int p = 0; p < HW; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++) s += xn[(size_t)p * C + c];
+            double mean = s / cnt;
+            for (int p = 0; p < HW; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++) {
+                    double d = xn[(size_t)p * C + c] - mean;
+                    ss += d * d;
+                }
+            double rstd = 1.0 / sqrt(ss / cnt + eps);
+            for (int p = 0; p < HW; p++)
+                for (int c = g * cg; c < (g + 1) * cg; c++) {
+                    size_t i = (size_t)p * C + c;
+                    double v = (xn[i] - mean) * rstd * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f);
+                    if (scale) v = v * (1.0 + scale[(size_t)n * C + c]);
+                    if (shift) v = v + shift[(size_t)n * C + c];
+                    float f = (float)v;
+                    yn[i] = silu ? f / (1.0f + expf(-f)) : f;
+                }
+        }
+    }
+}
+
+void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const float *gamma, const float *beta,
+                   const float *scale, const float *shift, int silu, float *y) {
+    ck_isa isa = ck_isa_active();
+    int cg = C / G, nt = ck_get_threads();
+    int chunks = (HW + CK_GN_CHUNK - 1) / CK_GN_CHUNK;
+    // Partial sums per chunk and group: Σx and Σx² in double (variance as E[x²] − μ², exact enough in double
+    // for activations whose mean is not many orders of magnitude above their spread).
+    double *part = (double *)__builtin_alloca((size_t)chunks * G * 2 * sizeof(double));
+    double mean[G], rstd[G];
+    float a[C], b[C];
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * HW * C;
+        float *yn = y + (size_t)n * HW * C;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int k = 0; k < chunks; k++) {
+            double *pk = part + (size_t)k * G * 2;
+            memset(pk, 0, (size_t)G * 2 * sizeof(double));
+            int p1 = CK_MIN(HW, (k + 1) * CK_GN_CHUNK);
+            for (int g = 0; g < G; g++) {
+                double s = 0, ss = 0;
+                for (int p = k * CK_GN_CHUNK; p < p1; p++) {
+                    const float *xp = xn + (size_t)p * C + g * cg;
+                    for (int c = 0; c < cg; c++) {
+                        double v = xp[c];
+                        s += v;
+                        ss += v * v;
+                    }
+                }
+                pk[2 * g] = s;
+                pk[2 * g + 1] = ss;
+            }
+        }
+        double cnt = (double)HW * cg;
+        for (int g = 0; g < G; g++) {
+            double s = 0, ss = 0;
+            for (int k = 0; k < chunks; k++) {
+                s += part[((size_t)k * G + g) * 2];
+                ss += part[((size_t)k * G + g) * 2 + 1];
+            }
+            double m = s / cnt, var = ss / cnt - m * m;
+            mean[g] = m;
+            rstd[g] = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+        }
+        gn_affine(C, G, mean, rstd, gamma, beta, scale ? scale + (size_t)n * C : NULL,
+                  shift ? shift + (size_t)n * C : NULL, a, b);
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int k = 0; k < chunks; k++) {
+            int p1 = CK_MIN(HW, (k + 1) * CK_GN_CHUNK);
+            for (int p = k * CK_GN_CHUNK; p < p1; p++) {
+                const float *xp = xn + (size_t)p * C;
+                float *yp = yn + (size_t)p * C;
+                for (int c = 0; c < C; c++) yp[c] = xp[c] * a[c] + b[c];
+                if (silu) ck_sigmoid_gate_serial(isa, (size_t)C, yp, 1.0f, yp);
+            }
+        }
+    }
+}
+
+void ck_layer_norm_ref(int rows, int C, float eps, const float *x, int ldx, const float *gamma,
+                       const float *beta, float *y, int ldy) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        float *yr = y + (size_t)r * ldy;
+        double s = 0, ss = 0;
+        for (int c = 0; c < C; c++) s += xr[c];
+        double m = s / C;
+        for (int c = 0; c < C; c++) ss += (xr[c] - m) * (xr[c] - m);
+        double rstd = 1.0 / sqrt(ss / C + eps);
+        for (int c = 0; c < C; c++)
+            yr[c] = (float)((xr[c] - m) * rstd * (gamma ? gamma[c] : 1.0f) + (beta ? beta[c] : 0.0f));
+    }
+}
+
+void ck_layer_norm(int rows, int C, float eps, const float *x, int ldx, const float *gamma, const float *beta,
+                   float *y, int ldy) {
+#pragma omp parallel for schedule(static) num_threads(ck_get_threads()) if (rows > 16)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        float *yr = y + (size_t)r * ldy;
+        double s = 0, ss = 0;
+        for (int c = 0; c < C; c++) {
+            double v = xr[c];
+            s += v;
+            ss += v * v;
+        }
+        double m = s / C, var = ss / C - m * m;
+        float rs = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps)), mf = (float)m;
+        for (int c = 0; c < C; c++) {
+            float v = (xr[c] - mf) * rs;
+            yr[c] = (gamma ? v * gamma[c] : v) + (beta ? beta[c] : 0.0f);
+        }
+    }
+}

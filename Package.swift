@@ -1,0 +1,61 @@
+// swift-tools-version:6.0
+// unclip: an embedded unCLIP (DALL·E 2-style) text-to-image engine. Swift over a C kernel core.
+import PackageDescription
+
+// OpenMP: Debian's libomp-dev installs omp.h and libomp.so under LLVM 14's own directories, which the Swift
+// toolchain's clang does not search (design/MACHINE.md). Override with UNCLIP_OMP_INCLUDE / UNCLIP_OMP_LIB.
+let ompInclude = Context.environment["UNCLIP_OMP_INCLUDE"] ?? "/usr/lib/llvm-14/lib/clang/14.0.6/include"
+let ompLib = Context.environment["UNCLIP_OMP_LIB"] ?? "/usr/lib/llvm-14/lib"
+
+let package = Package(
+    name: "unclip",
+    products: [
+        .library(name: "UnCLIP", targets: ["UnCLIP"]),
+        .executable(name: "unclip-bench", targets: ["unclip-bench"]),
+    ],
+    targets: [
+        // The C kernels: always optimised (debug builds of the kernels are too slow to test at real sizes),
+        // no FMA contraction in scalar code so the reference and the epilogues are exactly reproducible.
+        .target(
+            name: "CKernels",
+            path: "CKernels",
+            sources: ["src"],
+            publicHeadersPath: "include",
+            cSettings: [
+                .unsafeFlags(["-std=c11", "-O3", "-ffp-contract=off", "-fopenmp", "-I\(ompInclude)",
+                              "-Wall", "-Wno-unknown-pragmas"]),
+            ],
+            linkerSettings: [
+                .unsafeFlags(["-L\(ompLib)"]),
+                .linkedLibrary("omp"),
+                .linkedLibrary("openblas"),
+                .linkedLibrary("m"),
+            ]
+        ),
+        // PNG through libpng (its longjmp error handling stays on the C side).
+        .target(
+            name: "CImageIO",
+            path: "Sources/CImageIO",
+            publicHeadersPath: "include",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("png16")]
+        ),
+        .target(
+            name: "UnCLIP",
+            dependencies: ["CKernels", "CImageIO"],
+            path: "Sources/UnCLIP"
+        ),
+        .executableTarget(
+            name: "unclip-bench",
+            dependencies: ["UnCLIP", "CKernels"],
+            path: "bench"
+        ),
+        .testTarget(
+            name: "UnCLIPTests",
+            dependencies: ["UnCLIP", "CKernels"],
+            path: "Tests/UnCLIPTests",
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

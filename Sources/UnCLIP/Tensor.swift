@@ -1,0 +1,187 @@
+import Foundation
+
+/// Element types a tensor can hold.
+public enum DType: Sendable, Equatable {
+    case f32, f16, i8
+    public var size: Int {
+        switch self {
+        case .f32: return 4
+        case .f16: return 2
+        case .i8: return 1
+        }
+    }
+}
+
+/// Memory behind tensors: 64-byte aligned, owned (freed on deinit) or borrowed from an owner that outlives it
+/// (an arena, a mapped file).
+public final class TensorStorage: @unchecked Sendable {
+    public static let alignment = 64
+    public let raw: UnsafeMutableRawPointer
+    public let byteCount: Int
+    private let owned: Bool
+    private let owner: AnyObject?
+
+    /// Fresh zeroed memory.
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        raw = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: TensorStorage.alignment)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        owned = true
+        owner = nil
+    }
+
+    /// A view of memory kept alive by `owner`.
+    public init(borrowing raw: UnsafeMutableRawPointer, byteCount: Int, owner: AnyObject) {
+        self.raw = raw
+        self.byteCount = byteCount
+        self.owned = false
+        self.owner = owner
+    }
+
+    deinit { if owned { raw.deallocate() } }
+}
+
+/// An n-dimensional array over aligned storage. Shapes and strides are in elements; activations are NHWC.
+public struct Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let strides: [Int]
+    public let dtype: DType
+    public let storage: TensorStorage
+    public let offset: Int
+
+    public var rank: Int { shape.count }
+    public var count: Int { shape.reduce(1, *) }
+
+    static func contiguousStrides(_ shape: [Int]) -> [Int] {
+        var s = [Int](repeating: 1, count: shape.count)
+        var acc = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            s[i] = acc
+            acc *= shape[i]
+        }
+        return s
+    }
+
+    public var isContiguous: Bool { strides == Tensor.contiguousStrides(shape) }
+
+    public init(shape: [Int], strides: [Int], dtype: DType, storage: TensorStorage, offset: Int = 0) {
+        self.shape = shape
+        self.strides = strides
+        self.dtype = dtype
+        self.storage = storage
+        self.offset = offset
+    }
+
+    /// Zero-filled contiguous tensor.
+    public init(zeros shape: [Int], dtype: DType = .f32) throws {
+        try Tensor.checkShape(shape)
+        let n = shape.reduce(1, *)
+        self.init(shape: shape, strides: Tensor.contiguousStrides(shape), dtype: dtype,
+                  storage: TensorStorage(byteCount: n * dtype.size))
+    }
+
+    /// Contiguous f32 tensor holding `values`.
+    public init(shape: [Int], values: [Float]) throws {
+        try Tensor.checkShape(shape)
+        guard shape.reduce(1, *) == values.count else {
+            throw UnCLIPError.shapeMismatch(operation: "Tensor(shape:values:)",
+                                            detail: "shape \(shape) holds \(shape.reduce(1, *)) values, got \(values.count)")
+        }
+        try self.init(zeros: shape)
+        values.withUnsafeBufferPointer { src in
+            f32.update(from: src.baseAddress!, count: values.count)
+        }
+    }
+
+    static func checkShape(_ shape: [Int]) throws {
+        var total = 1
+        for d in shape {
+            guard d >= 0 else {
+                throw UnCLIPError.shapeMismatch(operation: "Tensor", detail: "negative dimension in \(shape)")
+            }
+            let (r, o) = total.multipliedReportingOverflow(by: d)
+            guard !o, r <= Int(Int32.max) * 64 else {
+                throw UnCLIPError.shapeMismatch(operation: "Tensor", detail: "shape \(shape) is too large")
+            }
+            total = r
+        }
+    }
+
+    /// First element as f32 (the tensor must be f32).
+    public var f32: UnsafeMutablePointer<Float> {
+        precondition(dtype == .f32, "f32 access to a \(dtype) tensor")
+        return storage.raw.assumingMemoryBound(to: Float.self) + offset
+    }
+
+    public var i8: UnsafeMutablePointer<Int8> {
+        precondition(dtype == .i8, "i8 access to a \(dtype) tensor")
+        return storage.raw.assumingMemoryBound(to: Int8.self) + offset
+    }
+
+    /// The values in row-major order (f32 only; strided views are gathered).
+    public func toArray() -> [Float] {
+        if isContiguous { return Array(UnsafeBufferPointer(start: f32, count: count)) }
+        var out = [Float]()
+        out.reserveCapacity(count)
+        var idx = [Int](repeating: 0, count: rank)
+        for _ in 0..<count {
+            var o = 0
+            for d in 0..<rank { o += idx[d] * strides[d] }
+            out.append(f32[o])
+            var d = rank - 1
+            while d >= 0 {
+                idx[d] += 1
+                if idx[d] < shape[d] { break }
+                idx[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+
+    /// The same elements under another shape (contiguous tensors only).
+    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+        guard isContiguous, newShape.reduce(1, *) == count, newShape.allSatisfy({ $0 >= 0 }) else {
+            throw UnCLIPError.shapeMismatch(operation: "reshape", detail: "\(shape) → \(newShape)")
+        }
+        return Tensor(shape: newShape, strides: Tensor.contiguousStrides(newShape), dtype: dtype, storage: storage,
+                      offset: offset)
+    }
+
+    /// A view of index range `range` along dimension `dim` (no copy).
+    public func slice(dim: Int, _ range: Range<Int>) throws -> Tensor {
+        guard dim >= 0, dim < rank, range.lowerBound >= 0, range.upperBound <= shape[dim] else {
+            throw UnCLIPError.shapeMismatch(operation: "slice", detail: "\(range) of dim \(dim) in \(shape)")
+        }
+        var s = shape
+        s[dim] = range.count
+        return Tensor(shape: s, strides: strides, dtype: dtype, storage: storage,
+                      offset: offset + range.lowerBound * strides[dim])
+    }
+
+    /// A contiguous copy (or self when already contiguous).
+    public func contiguous() throws -> Tensor {
+        if isContiguous { return self }
+        return try Tensor(shape: shape, values: toArray())
+    }
+
+    /// Row stride of a tensor seen as a matrix [rows, last]: all but the last dimension must be packed rows.
+    func matrixRowStride(_ op: String) throws -> Int {
+        try require(rank >= 1, op, "a scalar has no rows")
+        try require(strides[rank - 1] == 1, op, "the last dimension must be contiguous (strides \(strides))")
+        if rank == 1 { return shape[0] }
+        let ld = strides[rank - 2]
+        var expect = ld
+        for d in stride(from: rank - 2, through: 0, by: -1) {
+            try require(strides[d] == expect || shape[d] == 1, op, "rows must be evenly strided (strides \(strides))")
+            expect *= shape[d]
+        }
+        return ld
+    }
+}
+
+extension Tensor {
+    /// Rows of a tensor seen as a matrix: the product of all but the last dimension.
+    var rows: Int { rank <= 1 ? 1 : shape.dropLast().reduce(1, *) }
+    var lastDim: Int { shape.last ?? 1 }
+}

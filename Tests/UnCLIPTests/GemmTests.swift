@@ -1,0 +1,120 @@
+import CKernels
+import XCTest
+@testable import UnCLIP
+
+/// f32 and int8 GEMM on every path against the scalar references, on odd shapes (M not a multiple of any
+/// kernel's rows, N not a multiple of 32, K not a multiple of 4/16/64, K beyond one 256-deep chunk, M beyond
+/// one 192-row block).
+final class GemmTests: XCTestCase {
+    static let shapes: [(m: Int, n: Int, k: Int)] = [(1, 1, 1), (5, 33, 17), (13, 70, 129), (37, 31, 300), (200, 65, 257), (3, 96, 64)]
+
+    func testF32GemmMatchesReferenceOnEveryPathAndThreadCount() {
+        for (si, s) in GemmTests.shapes.enumerated() {
+            var rng = TestRNG(seed: UInt64(100 + si))
+            let lda = s.k + 3  // a row stride wider than K
+            let a = rng.array(s.m * lda), w = rng.array(s.n * s.k), bias = rng.array(s.n)
+            var ref = [Float](repeating: 0, count: s.m * s.n)
+            ck_gemm_f32_ref(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(lda), w, Int32(s.k), bias, &ref, Int32(s.n))
+            var packed = [Float](repeating: 0, count: ck_gemm_f32_packed_size(Int32(s.n), Int32(s.k)) / 4)
+            ck_gemm_f32_pack(Int32(s.n), Int32(s.k), w, Int32(s.k), &packed)
+            var byPath: [KernelPath: [Float]] = [:]
+            forEachPathAndThreads { path, threads in
+                var c = [Float](repeating: .nan, count: s.m * s.n)
+                ck_gemm_f32(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(lda), packed, bias, &c, Int32(s.n))
+                XCTAssertLessThanOrEqual(relMaxError(c, ref), Tolerance.gemmF32, "\(s) path \(path) threads \(threads)")
+                if let first = byPath[path] { XCTAssertEqual(first, c, "\(s) \(path): result changed with \(threads) threads") }
+                else { byPath[path] = c }
+            }
+        }
+    }
+
+    func testQ8IntegerAccumulatorsEqualReferenceBitForBit() {
+        for (si, s) in GemmTests.shapes.enumerated() {
+            var rng = TestRNG(seed: UInt64(200 + si))
+            let kp = Int(ck_q8_padded_k(Int32(s.k)))
+            // Full-range int8 operands (−127…127) make any lost bit visible.
+            var qa = [Int8](repeating: 0, count: s.m * kp)
+            for m in 0..<s.m { for k in 0..<s.k { qa[m * kp + k] = Int8(truncatingIfNeeded: Int(rng.next() % 255) - 127) } }
+            var q = [Int8](repeating: 0, count: s.n * s.k)
+            for i in q.indices { q[i] = Int8(truncatingIfNeeded: Int(rng.next() % 255) - 127) }
+            var packed = [Int8](repeating: 0, count: ck_q8_packed_size(Int32(s.n), Int32(s.k)))
+            var colsum = [Int32](repeating: 0, count: s.n)
+            ck_q8_pack(Int32(s.n), Int32(s.k), q, Int32(s.k), &packed, &colsum)
+            for n in 0..<s.n { for k in 0..<s.k { XCTAssertEqual(ck_q8_packed_at(packed, Int32(s.k), Int32(n), Int32(k)), q[n * s.k + k]) } }
+            var ref = [Int32](repeating: 0, count: s.m * s.n)
+            ck_gemm_q8_s32_ref(Int32(s.m), Int32(s.n), Int32(s.k), qa, packed, &ref, Int32(s.n))
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: ck_gemm_q8_scratch_size(Int32(s.m), Int32(s.k), 3), alignment: 64)
+            defer { scratch.deallocate() }
+            forEachPathAndThreads { path, threads in
+                var acc = [Int32](repeating: -1, count: s.m * s.n)
+                ck_gemm_q8_s32(Int32(s.m), Int32(s.n), Int32(s.k), qa, packed, colsum, &acc, Int32(s.n), scratch)
+                XCTAssertEqual(acc, ref, "\(s) path \(path) threads \(threads)")
+            }
+        }
+    }
+
+    func testQ8RowQuantizationIsIdenticalOnEveryPath() {
+        var rng = TestRNG(seed: 7)
+        for k in [1, 15, 16, 17, 100, 333] {
+            var a = rng.array(3 * k, scale: 5)
+            a[0] = 0.5  // ties at .5 after scaling exercise round-half-even
+            let kp = Int(ck_q8_padded_k(Int32(k)))
+            var qRef = [Int8](repeating: 1, count: 3 * kp), sRef = [Float](repeating: 0, count: 3)
+            ck_q8_quantize_rows_ref(3, Int32(k), a, Int32(k), &qRef, &sRef)
+            forEachPathAndThreads { path, _ in
+                var q = [Int8](repeating: 1, count: 3 * kp), s = [Float](repeating: 0, count: 3)
+                ck_q8_quantize_rows(3, Int32(k), a, Int32(k), &q, &s)
+                XCTAssertEqual(q, qRef, "k \(k) path \(path)")
+                XCTAssertEqual(s, sRef, "k \(k) path \(path)")
+            }
+        }
+        // A zero row quantizes to zeros with scale 0.
+        var q = [Int8](repeating: 1, count: 64), s: [Float] = [1]
+        ck_q8_quantize_rows_ref(1, 10, [Float](repeating: 0, count: 10), 10, &q, &s)
+        XCTAssertEqual(s, [0])
+        XCTAssertEqual(q, [Int8](repeating: 0, count: 64))
+    }
+
+    func testQ8LinearMatchesReferenceExactlyAndApproximatesF32() throws {
+        for (si, s) in GemmTests.shapes.enumerated() {
+            var rng = TestRNG(seed: UInt64(300 + si))
+            let a = rng.array(s.m * s.k), w = rng.array(s.n * s.k, scale: 0.2), bias = rng.array(s.n)
+            var packed = [Int8](repeating: 0, count: ck_q8_packed_size(Int32(s.n), Int32(s.k)))
+            var scale = [Float](repeating: 0, count: s.n), colsum = [Int32](repeating: 0, count: s.n)
+            ck_q8_quantize_pack(Int32(s.n), Int32(s.k), w, Int32(s.k), &packed, &scale, &colsum)
+            var ref = [Float](repeating: 0, count: s.m * s.n)
+            ck_gemm_q8_ref(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(s.k), packed, scale, bias, &ref, Int32(s.n))
+            var f32 = [Float](repeating: 0, count: s.m * s.n)
+            ck_gemm_f32_ref(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(s.k), w, Int32(s.k), bias, &f32, Int32(s.n))
+            // int8 error: two roundings of ≤ 1/254 of each row's range; generous bound for random data.
+            XCTAssertLessThan(relMaxError(ref, f32), 0.05, "\(s) int8 vs f32")
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: ck_gemm_q8_scratch_size(Int32(s.m), Int32(s.k), 3), alignment: 64)
+            defer { scratch.deallocate() }
+            forEachPathAndThreads { path, threads in
+                var c = [Float](repeating: .nan, count: s.m * s.n)
+                ck_gemm_q8(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(s.k), packed, scale, colsum, bias, &c, Int32(s.n), scratch)
+                XCTAssertEqual(c, ref, "\(s) path \(path) threads \(threads)")
+            }
+        }
+    }
+
+    func testLinearOpChecksShapesAndUsesRowStride() throws {
+        var rng = TestRNG(seed: 9)
+        let w = try Tensor(shape: [6, 10], values: rng.array(60))
+        let wide = try Tensor(shape: [4, 13], values: rng.array(52))
+        let x = try wide.slice(dim: 1, 0..<10)  // rows of 10 with stride 13
+        for quantize in [false, true] {
+            let lw = try LinearWeight(weight: w, quantize: quantize)
+            let y = try Ops.linear(x, lw)
+            XCTAssertEqual(y.shape, [4, 6])
+            var ref = [Float](repeating: 0, count: 24)
+            ck_gemm_f32_ref(4, 6, 10, x.f32, 13, w.f32, 10, nil, &ref, 6)
+            XCTAssertLessThan(relMaxError(y.toArray(), ref), quantize ? 0.05 : Tolerance.gemmF32)
+        }
+        let bad = try Tensor(zeros: [4, 9])
+        XCTAssertThrowsError(try Ops.linear(bad, try LinearWeight(weight: w))) { err in
+            guard case UnCLIPError.shapeMismatch = err else { return XCTFail("\(err)") }
+        }
+        XCTAssertThrowsError(try LinearWeight(weight: w, bias: try Tensor(zeros: [5])))
+    }
+}
