@@ -8,23 +8,21 @@
 // Pixels per statistics chunk (the parallel unit of the first pass).
 #define CK_GN_CHUNK 256
 
-// Per-channel affine form of the whole GroupNorm for image n: y = x·a[c] + b[c].
+// Per-channel form of the whole GroupNorm for image n: y = (x − μ[c])·a[c] + b[c]. Subtracting the mean first
+// (rather than folding it into b) avoids cancellation when σ is small next to μ.
 static void gn_affine(int C, int G, const double *mean, const double *rstd, const float *gamma, const float *beta,
-                      const float *scale, const float *shift, float *a, float *b) {
+                      const float *scale, const float *shift, float *mu, float *a, float *b) {
     int cg = C / G;
     for (int c = 0; c < C; c++) {
         int g = c / cg;
-        float r = (float)rstd[g], m = (float)mean[g];
-        float ga = gamma ? gamma[c] : 1.0f, be = beta ? beta[c] : 0.0f;
-        float s = r * ga;
-        float t = be - m * s;
+        float s = (float)rstd[g] * (gamma ? gamma[c] : 1.0f);
+        float t = beta ? beta[c] : 0.0f;
         if (scale) {
-            float f = 1.0f + scale[c];
-            s = s * f;
-            t = t * f + (shift ? shift[c] : 0.0f);
-        } else if (shift) {
-            t = t + shift[c];
+            s = s * (1.0f + scale[c]);
+            t = t * (1.0f + scale[c]);
         }
+        if (shift) t = t + shift[c];
+        mu[c] = (float)mean[g];
         a[c] = s;
         b[c] = t;
     }
@@ -69,7 +67,7 @@ void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const
     // for activations whose mean is not many orders of magnitude above their spread).
     double *part = (double *)__builtin_alloca((size_t)chunks * G * 2 * sizeof(double));
     double mean[G], rstd[G];
-    float a[C], b[C];
+    float mu[C], a[C], b[C];
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * HW * C;
         float *yn = y + (size_t)n * HW * C;
@@ -104,14 +102,14 @@ void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const
             rstd[g] = 1.0 / sqrt((var > 0 ? var : 0) + eps);
         }
         gn_affine(C, G, mean, rstd, gamma, beta, scale ? scale + (size_t)n * C : NULL,
-                  shift ? shift + (size_t)n * C : NULL, a, b);
+                  shift ? shift + (size_t)n * C : NULL, mu, a, b);
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (int k = 0; k < chunks; k++) {
             int p1 = CK_MIN(HW, (k + 1) * CK_GN_CHUNK);
             for (int p = k * CK_GN_CHUNK; p < p1; p++) {
                 const float *xp = xn + (size_t)p * C;
                 float *yp = yn + (size_t)p * C;
-                for (int c = 0; c < C; c++) yp[c] = xp[c] * a[c] + b[c];
+                for (int c = 0; c < C; c++) yp[c] = (xp[c] - mu[c]) * a[c] + b[c];
                 if (silu) ck_sigmoid_gate_serial(isa, (size_t)C, yp, 1.0f, yp);
             }
         }
