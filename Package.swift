@@ -45,10 +45,18 @@ let package = Package(
             dependencies: ["CKernels", "CImageIO"],
             path: "Sources/UnCLIP"
         ),
+        // Peak-measuring loops for the benchmark (register-only FMA/VNNI/AMX, streaming bandwidth).
+        .target(
+            name: "CPeaks",
+            dependencies: ["CKernels"],
+            path: "bench/peaks",
+            publicHeadersPath: "include",
+            cSettings: [.unsafeFlags(["-O2", "-fopenmp", "-I\(ompInclude)"])]
+        ),
         .executableTarget(
             name: "unclip-bench",
-            dependencies: ["UnCLIP", "CKernels"],
-            path: "bench"
+            dependencies: ["UnCLIP", "CKernels", "CPeaks"],
+            path: "bench/unclip-bench"
         ),
         .testTarget(
             name: "UnCLIPTests",

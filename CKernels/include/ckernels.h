@@ -71,6 +71,7 @@ void ck_gemm_f32(int M, int N, int K, const float *A, int lda, const float *pack
 int ck_gemm_f32_openblas(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
                          const float *bias, float *C, int ldc);
 const char *ck_openblas_corename(void);
+void ck_openblas_set_threads(int n);
 
 // ---------------------------------------------------------------------------------------------------------
 // int8 GEMM (gemm_q8*.c)
@@ -204,6 +205,8 @@ void ck_upsample_nearest2x(int N, int H, int W, int C, const float *x, float *y)
 // PyTorch interpolate(mode="bicubic", align_corners=False, antialias=True): separable Keys cubic (a = -0.5)
 // with support widened by the scale on downsampling, weights renormalised per output pixel.
 size_t ck_resize_bicubic_aa_scratch_size(int H, int W, int Ho, int Wo, int C);
+// Reference: each output pixel as the direct 2-D weighted sum (weights in double), no intermediate image.
+void ck_resize_bicubic_aa_ref(int N, int H, int W, int C, const float *x, int Ho, int Wo, float *y);
 void ck_resize_bicubic_aa(int N, int H, int W, int C, const float *x, int Ho, int Wo, float *y, void *scratch);
 
 // ---------------------------------------------------------------------------------------------------------

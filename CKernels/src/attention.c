@@ -8,7 +8,7 @@
 size_t ck_attention_scratch_size(const ck_attention_params *p, int nthreads) {
     size_t lk = (size_t)p->L0 + p->L1;
     size_t ref = lk;                                                            // scores of one row
-    size_t vec = (size_t)p->D * CK_ATT_KB + (size_t)CK_ATT_QB * p->D + 2 * CK_ATT_QB + CK_ATT_KB;
+    size_t vec = (size_t)p->D * CK_ATT_KB + (size_t)CK_ATT_QB * p->D + 2 * CK_ATT_QB + 8 * CK_ATT_KB;
     return (size_t)nthreads * CK_ALIGN_UP(CK_MAX(ref, vec) * sizeof(float)) + CK_ALIGN;
 }
 

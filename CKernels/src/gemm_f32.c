@@ -128,3 +128,5 @@ int ck_gemm_f32_openblas(int M, int N, int K, const float *A, int lda, const flo
 }
 
 const char *ck_openblas_corename(void) { return openblas_get_corename(); }
+
+void ck_openblas_set_threads(int n) { openblas_set_num_threads(n); }

@@ -74,7 +74,7 @@ void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa
 void ck_sigmoid_gate_serial(ck_isa isa, size_t n, const float *x, float alpha, float *y);
 
 // Attention: query rows per parallel unit; keys per block of the widest vector path (scratch depends on both).
-#define CK_ATT_QB 16
+#define CK_ATT_QB 64
 #define CK_ATT_KB 16
 // Attention inner loop for one (batch, head, query block).
 void ck_attention_rows_ref(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);

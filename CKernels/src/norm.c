@@ -63,8 +63,7 @@ void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const
     ck_isa isa = ck_isa_active();
     int cg = C / G, nt = ck_get_threads();
     int chunks = (HW + CK_GN_CHUNK - 1) / CK_GN_CHUNK;
-    // Partial sums per chunk and group: Σx and Σx² in double (variance as E[x²] − μ², exact enough in double
-    // for activations whose mean is not many orders of magnitude above their spread).
+    // Per chunk and group: the mean and M2 = Σ(x − mean)², both in double.
     double *part = (double *)__builtin_alloca((size_t)chunks * G * 2 * sizeof(double));
     double mean[G], rstd[G];
     float mu[C], a[C], b[C];
@@ -73,33 +72,50 @@ void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const
         float *yn = y + (size_t)n * HW * C;
 #pragma omp parallel for schedule(static) num_threads(nt)
         for (int k = 0; k < chunks; k++) {
+            // Per chunk: channel sums in float (vectorised across the contiguous channels), the chunk's group
+            // means in double, then Σ(x − mean)² per channel in float and per group in double. Chunks are
+            // combined with Chan et al.'s pairwise update below, in chunk order.
             double *pk = part + (size_t)k * G * 2;
-            memset(pk, 0, (size_t)G * 2 * sizeof(double));
-            int p1 = CK_MIN(HW, (k + 1) * CK_GN_CHUNK);
+            int pa = k * CK_GN_CHUNK, p1 = CK_MIN(HW, pa + CK_GN_CHUNK), np = p1 - pa;
+            float acc[C], mu[C];
+            for (int c = 0; c < C; c++) acc[c] = 0.0f;
+            for (int p = pa; p < p1; p++) {
+                const float *xp = xn + (size_t)p * C;
+                for (int c = 0; c < C; c++) acc[c] += xp[c];
+            }
             for (int g = 0; g < G; g++) {
-                double s = 0, ss = 0;
-                for (int p = k * CK_GN_CHUNK; p < p1; p++) {
-                    const float *xp = xn + (size_t)p * C + g * cg;
-                    for (int c = 0; c < cg; c++) {
-                        double v = xp[c];
-                        s += v;
-                        ss += v * v;
-                    }
+                double s = 0;
+                for (int c = g * cg; c < (g + 1) * cg; c++) s += acc[c];
+                pk[2 * g] = s / ((double)np * cg);
+                for (int c = g * cg; c < (g + 1) * cg; c++) mu[c] = (float)pk[2 * g];
+            }
+            for (int c = 0; c < C; c++) acc[c] = 0.0f;
+            for (int p = pa; p < p1; p++) {
+                const float *xp = xn + (size_t)p * C;
+                for (int c = 0; c < C; c++) {
+                    float d = xp[c] - mu[c];
+                    acc[c] += d * d;
                 }
-                pk[2 * g] = s;
-                pk[2 * g + 1] = ss;
+            }
+            for (int g = 0; g < G; g++) {
+                double m2 = 0;
+                for (int c = g * cg; c < (g + 1) * cg; c++) m2 += acc[c];
+                pk[2 * g + 1] = m2;
             }
         }
-        double cnt = (double)HW * cg;
         for (int g = 0; g < G; g++) {
-            double s = 0, ss = 0;
+            // Chan, Golub & LeVeque (1979): merge (count, mean, M2) of chunk k into the running totals.
+            double cnt = 0, m = 0, m2 = 0;
             for (int k = 0; k < chunks; k++) {
-                s += part[((size_t)k * G + g) * 2];
-                ss += part[((size_t)k * G + g) * 2 + 1];
+                double nk = (double)(CK_MIN(HW, (k + 1) * CK_GN_CHUNK) - k * CK_GN_CHUNK) * cg;
+                double mk = part[((size_t)k * G + g) * 2], m2k = part[((size_t)k * G + g) * 2 + 1];
+                double tot = cnt + nk, d = mk - m;
+                m += d * nk / tot;
+                m2 += m2k + d * d * cnt * nk / tot;
+                cnt = tot;
             }
-            double m = s / cnt, var = ss / cnt - m * m;
             mean[g] = m;
-            rstd[g] = 1.0 / sqrt((var > 0 ? var : 0) + eps);
+            rstd[g] = 1.0 / sqrt(m2 / cnt + eps);
         }
         gn_affine(C, G, mean, rstd, gamma, beta, scale ? scale + (size_t)n * C : NULL,
                   shift ? shift + (size_t)n * C : NULL, mu, a, b);

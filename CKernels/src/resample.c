@@ -76,6 +76,25 @@ size_t ck_resize_bicubic_aa_scratch_size(int H, int W, int Ho, int Wo, int C) {
            (size_t)(Wo + Ho) * 2 * sizeof(int) + CK_ALIGN;
 }
 
+void ck_resize_bicubic_aa_ref(int N, int H, int W, int C, const float *x, int Ho, int Wo, float *y) {
+    int tw = max_taps(W, Wo), th = max_taps(H, Ho);
+    float wx[tw], wy[th];
+    for (int n = 0; n < N; n++)
+        for (int oy = 0; oy < Ho; oy++) {
+            int fy, ny = aa_taps(H, Ho, oy, th, &fy, wy);
+            for (int ox = 0; ox < Wo; ox++) {
+                int fx, nx = aa_taps(W, Wo, ox, tw, &fx, wx);
+                for (int c = 0; c < C; c++) {
+                    double s = 0.0;
+                    for (int j = 0; j < ny; j++)
+                        for (int i = 0; i < nx; i++)
+                            s += (double)wy[j] * wx[i] * x[(((size_t)n * H + fy + j) * W + fx + i) * C + c];
+                    y[(((size_t)n * Ho + oy) * Wo + ox) * C + c] = (float)s;
+                }
+            }
+        }
+}
+
 // Separable: width first, then height (the order of PyTorch's separable_upsample_generic_Nd_kernel_impl).
 void ck_resize_bicubic_aa(int N, int H, int W, int C, const float *x, int Ho, int Wo, float *y, void *scratch) {
     int tw = max_taps(W, Wo), th = max_taps(H, Ho);
@@ -88,7 +107,7 @@ void ck_resize_bicubic_aa(int N, int H, int W, int C, const float *x, int Ho, in
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * H * W * C;
         float *yn = y + (size_t)n * Ho * Wo * C;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((size_t)H * Wo * C > 65536)
         for (int iy = 0; iy < H; iy++)
             for (int ox = 0; ox < Wo; ox++) {
                 float *o = tmp + ((size_t)iy * Wo + ox) * C;
@@ -99,16 +118,17 @@ void ck_resize_bicubic_aa(int N, int H, int W, int C, const float *x, int Ho, in
                     for (int c = 0; c < C; c++) o[c] += a[c] * w[j];
                 }
             }
-#pragma omp parallel for schedule(static) num_threads(nt)
+        // Vertical pass: each output row is a weighted sum of whole rows of tmp (Wo·C contiguous floats).
+        size_t rowlen = (size_t)Wo * C;
+#pragma omp parallel for schedule(static) num_threads(nt) if (Ho * rowlen > 65536)
         for (int oy = 0; oy < Ho; oy++) {
             const float *w = wh + (size_t)oy * th;
-            for (int ox = 0; ox < Wo; ox++) {
-                float *o = yn + ((size_t)oy * Wo + ox) * C;
-                for (int c = 0; c < C; c++) o[c] = 0.0f;
-                for (int j = 0; j < nh[oy]; j++) {
-                    const float *a = tmp + ((size_t)(fh[oy] + j) * Wo + ox) * C;
-                    for (int c = 0; c < C; c++) o[c] += a[c] * w[j];
-                }
+            float *o = yn + (size_t)oy * rowlen;
+            for (size_t i = 0; i < rowlen; i++) o[i] = 0.0f;
+            for (int j = 0; j < nh[oy]; j++) {
+                const float *a = tmp + (size_t)(fh[oy] + j) * rowlen;
+                float wj = w[j];
+                for (size_t i = 0; i < rowlen; i++) o[i] += a[i] * wj;
             }
         }
     }

@@ -44,6 +44,8 @@ final class NormAttentionTests: XCTestCase {
             AttnCase(b: 2, h: 1, d: 64, lq: 17, l0: 17, l1: 0, mask: 2, causal: false),   // prior: full additive mask
             AttnCase(b: 1, h: 2, d: 40, lq: 5, l0: 3, l1: 6, mask: 1, causal: false),     // head dim off 16
             AttnCase(b: 1, h: 1, d: 12, lq: 1, l0: 1, l1: 0, mask: 0, causal: false),     // off every vector width
+            AttnCase(b: 1, h: 2, d: 64, lq: 150, l0: 81, l1: 150, mask: 1, causal: false), // several query blocks
+            AttnCase(b: 1, h: 1, d: 64, lq: 77, l0: 77, l1: 0, mask: 0, causal: true),    // causal across blocks
         ]
         for (ci, c) in cases.enumerated() {
             var rng = TestRNG(seed: UInt64(700 + ci))
@@ -102,5 +104,22 @@ final class NormAttentionTests: XCTestCase {
         XCTAssertThrowsError(try Ops.attention(q: q, k: k, v: try Tensor(zeros: [1, 5, 128]), heads: 2))
         XCTAssertThrowsError(try Ops.attention(q: q, k: k, v: k, heads: 2, mask: try Tensor(zeros: [1, 5])))
         XCTAssertThrowsError(try Ops.attention(q: q, k: k, v: k, k2: k, heads: 2))                 // k2 without v2
+    }
+}
+
+final class ResampleTests: XCTestCase {
+    func testSeparableBicubicMatchesDirectReference() {
+        for (ci, (h, w, ho, wo, c)) in [(8, 8, 32, 32, 3), (16, 12, 5, 7, 4), (1, 1, 3, 2, 2), (64, 64, 256, 256, 3)].enumerated() {
+            var rng = TestRNG(seed: UInt64(800 + ci))
+            let x = rng.array(2 * h * w * c)
+            var ref = [Float](repeating: 0, count: 2 * ho * wo * c), y = ref
+            ck_resize_bicubic_aa_ref(2, Int32(h), Int32(w), Int32(c), x, Int32(ho), Int32(wo), &ref)
+            let scratch = UnsafeMutableRawPointer.allocate(byteCount: ck_resize_bicubic_aa_scratch_size(Int32(h), Int32(w), Int32(ho), Int32(wo), Int32(c)), alignment: 64)
+            defer { scratch.deallocate() }
+            forEachPathAndThreads { path, threads in
+                ck_resize_bicubic_aa(2, Int32(h), Int32(w), Int32(c), x, Int32(ho), Int32(wo), &y, scratch)
+                XCTAssertLessThanOrEqual(relMaxError(y, ref), Tolerance.torchF32, "\(h)x\(w)→\(ho)x\(wo) \(path) \(threads)")
+            }
+        }
     }
 }

@@ -1,0 +1,222 @@
+// unclip-bench: kernel microbenchmarks on the real model's shapes.
+//
+//   unclip-bench kernels [--quick] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
+//
+// Every case is validated against its scalar reference before it is timed. The same run measures the
+// machine's own ceilings (FMA, VNNI, AMX, memory) and OpenBLAS sgemm on the same GEMM/conv shapes, with the
+// core OpenBLAS picked by default and, in a child process, with OPENBLAS_CORETYPE=SKYLAKEX.
+import CKernels
+import CPeaks
+import Foundation
+
+struct Options {
+    var quick = false
+    var threads = Int(ck_get_threads())
+    var repeats: Int?
+    var json: String?
+    var markdown: String?
+    var openblasOnly = false
+}
+
+func usage() -> String {
+    """
+    usage: unclip-bench kernels [--quick] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
+      --quick        smaller spatial sizes and fewer repeats (about a minute)
+      --threads N    kernel threads (default: UNCLIP_THREADS or the online cores)
+      --repeats N    timed runs per case after one warm-up (default 5, quick 3)
+      --json FILE    write the results as JSON
+      --markdown FILE  write the table as markdown
+    """
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("unclip-bench: \(message)\n".utf8))
+    exit(2)
+}
+
+func parse(_ args: [String]) -> Options {
+    guard let cmd = args.first else { fail("missing command\n" + usage()) }
+    guard cmd == "kernels" else { fail("unknown command '\(cmd)'\n" + usage()) }
+    var o = Options()
+    var i = 1
+    func value(_ flag: String) -> String {
+        i += 1
+        guard i < args.count else { fail("\(flag) needs a value") }
+        return args[i]
+    }
+    while i < args.count {
+        switch args[i] {
+        case "--quick": o.quick = true
+        case "--openblas-only": o.openblasOnly = true
+        case "--threads":
+            guard let n = Int(value("--threads")), (1...1024).contains(n) else { fail("--threads must be an integer in 1...1024") }
+            o.threads = n
+        case "--repeats":
+            guard let n = Int(value("--repeats")), (1...1000).contains(n) else { fail("--repeats must be an integer in 1...1000") }
+            o.repeats = n
+        case "--json": o.json = value("--json")
+        case "--markdown": o.markdown = value("--markdown")
+        case "-h", "--help":
+            print(usage())
+            exit(0)
+        default: fail("unknown option '\(args[i])'\n" + usage())
+        }
+        i += 1
+    }
+    return o
+}
+
+/// The cases: real Karlo shapes (design/KARLO.md), smaller spatial sizes in quick mode.
+func makeCases(_ o: Options) -> [BenchCase] {
+    let t = o.threads
+    let sr = o.quick ? 64 : 256
+    let gn = o.quick ? 128 : 256
+    var cases: [BenchCase] = []
+    for q in [false, true] {
+        cases.append(convCase(label: "super-res conv3x3 320→320 @\(sr)²", n: 1, h: sr, w: sr, cin: 320, cout: 320, quantized: q, threads: t))
+        cases.append(convCase(label: "super-res conv3x3 640→320 @\(sr)²", n: 1, h: sr, w: sr, cin: 640, cout: 320, quantized: q, threads: t))
+        cases.append(convCase(label: "decoder conv3x3 2560→1280 @8² (batch 2)", n: 2, h: 8, w: 8, cin: 2560, cout: 1280, quantized: q, threads: t))
+        cases.append(gemmCase(label: "prior GEMM 162×2048 · 2048×8192", m: 162, k: 2048, n: 8192, quantized: q, threads: t))
+    }
+    cases.append(attentionCase(label: "decoder attention 1024 tokens + 81 context, 10 heads (batch 2)", batch: 2, heads: 10,
+                               tokens: 1024, context: 81, threads: t))
+    cases.append(groupNormCase(label: "GroupNorm 320×\(gn)²", channels: 320, size: gn, silu: false))
+    cases.append(groupNormCase(label: "GroupNorm+SiLU 320×\(gn)²", channels: 320, size: gn, silu: true))
+    cases.append(resizeCase(label: "resize 64→256 bicubic aa (3 ch)", from: 64, to: 256, channels: 3, batch: 1))
+    return cases
+}
+
+let opts = parse(Array(CommandLine.arguments.dropFirst()))
+ck_set_threads(Int32(opts.threads))
+ck_openblas_set_threads(Int32(opts.threads))
+let repeats = opts.repeats ?? (opts.quick ? 3 : 5)
+
+if opts.openblasOnly {
+    // Child mode: OpenBLAS timings only, as JSON on stdout (the parent set OPENBLAS_CORETYPE).
+    var out: [String: Any] = ["corename": String(cString: ck_openblas_corename())]
+    var times: [String: Double] = [:]
+    for c in makeCases(opts) { if let ob = c.openblas { times[c.label + " | " + c.op] = Timing.measure(repeats: repeats, ob).median } }
+    out["median_s"] = times
+    let data = try! JSONSerialization.data(withJSONObject: out)
+    FileHandle.standardOutput.write(data)
+    exit(0)
+}
+
+let hasAVX512 = ck_isa_supported(CK_ISA_AVX512) != 0, hasAMX = ck_isa_supported(CK_ISA_AMX) != 0
+FileHandle.standardError.write(Data("measuring peaks (\(opts.threads) threads)…\n".utf8))
+let peaks = Peaks.measure(threads: opts.threads, quick: opts.quick, hasAVX512: hasAVX512, hasAMX: hasAMX)
+
+/// OpenBLAS with OPENBLAS_CORETYPE=SKYLAKEX, from a child process of this binary (the core is chosen when
+/// the library loads, so it cannot change inside one process).
+func openblasSkylakeX() -> (core: String, times: [String: Double])? {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0].contains("/") ? CommandLine.arguments[0]
+                          : "/proc/self/exe")
+    p.arguments = ["kernels", "--openblas-only", "--threads", String(opts.threads), "--repeats", String(repeats)] + (opts.quick ? ["--quick"] : [])
+    var env = ProcessInfo.processInfo.environment
+    env["OPENBLAS_CORETYPE"] = "SKYLAKEX"
+    env.removeValue(forKey: "OPENBLAS_L2_SIZE")
+    p.environment = env
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    do { try p.run() } catch { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0, let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let core = obj["corename"] as? String, let t = obj["median_s"] as? [String: Double] else { return nil }
+    return (core, t)
+}
+
+struct Row {
+    let c: BenchCase
+    let timing: Timing
+    let check: String
+    let openblas: Double?
+}
+
+var rows: [Row] = []
+var failed = false
+for c in makeCases(opts) {
+    FileHandle.standardError.write(Data("\(c.label) [\(c.op), \(c.path)]…\n".utf8))
+    c.run()
+    let check: String
+    do { check = try c.validate() } catch {
+        FileHandle.standardError.write(Data("VALIDATION FAILED: \(error)\n".utf8))
+        failed = true
+        continue
+    }
+    let t = Timing.measure(repeats: repeats, c.run)
+    let ob = c.openblas.map { Timing.measure(repeats: repeats, $0).median }
+    rows.append(Row(c: c, timing: t, check: check, openblas: ob))
+}
+FileHandle.standardError.write(Data("OpenBLAS with OPENBLAS_CORETYPE=SKYLAKEX (child process)…\n".utf8))
+let skx = openblasSkylakeX()
+
+// MARK: Report
+
+func commit() -> String {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = ["git", "rev-parse", "--short", "HEAD"]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return "unknown" }
+    let s = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    p.waitUntilExit()
+    return s.isEmpty ? "unknown" : s
+}
+
+func cpuName() -> String {
+    guard let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("model name") }) else { return "unknown" }
+    return line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+}
+
+let defaultCore = String(cString: ck_openblas_corename())
+var md = "| case | op | path | median ms | min–max ms | rate | % of peak | vs OpenBLAS (\(defaultCore)) | vs OpenBLAS (\(skx?.core ?? "SKYLAKEX n/a")) | check |\n"
+md += "|---|---|---|---:|---:|---:|---:|---:|---:|---|\n"
+var jsonCases: [[String: Any]] = []
+for r in rows {
+    let med = r.timing.median
+    let isBytes = r.c.ceiling == .bandwidth
+    let rate = r.c.work / med * 1e-9
+    let peak = peaks.values[r.c.ceiling] ?? 0
+    let frac = peak > 0 ? rate / peak : 0
+    let unit = isBytes ? "GB/s" : (r.c.op.contains("int8") ? "GOPS" : "GFLOP/s")
+    let vsDefault = r.openblas.map { $0 / med }
+    let vsSkx = skx?.times[r.c.label + " | " + r.c.op].map { $0 / med }
+    func ratio(_ v: Double?) -> String { v.map { String(format: "%.2f×", $0) } ?? "–" }
+    md += "| \(r.c.label) | \(r.c.op) | \(r.c.path) | \(String(format: "%.2f", med * 1e3)) | "
+        + "\(String(format: "%.2f–%.2f", r.timing.min * 1e3, r.timing.max * 1e3)) | \(String(format: "%.1f", rate)) \(unit) | "
+        + "\(String(format: "%.0f%%", frac * 100)) of \(r.c.ceiling.rawValue) | \(ratio(vsDefault)) | \(ratio(vsSkx)) | \(r.check) |\n"
+    var j: [String: Any] = ["label": r.c.label, "op": r.c.op, "path": r.c.path, "median_s": med, "min_s": r.timing.min,
+                            "max_s": r.timing.max, "samples_s": r.timing.samples, "rate": rate, "unit": unit,
+                            "ceiling": r.c.ceiling.rawValue, "peak_fraction": frac, "check": r.check]
+    if let ob = r.openblas { j["openblas_default_s"] = ob; j["speedup_vs_openblas_default"] = ob / med }
+    if let s = skx?.times[r.c.label + " | " + r.c.op] { j["openblas_skylakex_s"] = s; j["speedup_vs_openblas_skylakex"] = s / med }
+    jsonCases.append(j)
+}
+var peakLines = "Peaks measured in this run (\(opts.threads) threads): "
+peakLines += peaks.values.sorted { $0.key.rawValue < $1.key.rawValue }.map {
+    "\($0.key.rawValue) \(String(format: "%.0f", $0.value)) \($0.key == .bandwidth ? "GB/s" : "G/s")"
+}.joined(separator: ", ")
+if !hasAMX { peakLines += "; AMX: not available on this host" }
+let header = "unclip-bench kernels — commit \(commit()), \(cpuName()), best path \(String(cString: ck_isa_name(ck_isa_host_best()))), "
+    + "\(opts.threads) threads, \(opts.quick ? "quick" : "full") mode, \(repeats) repeats\n\n\(peakLines)\n\n"
+print(header + md)
+
+let result: [String: Any] = [
+    "commit": commit(), "cpu": cpuName(), "isa": String(cString: ck_isa_name(ck_isa_active())),
+    "threads": opts.threads, "mode": opts.quick ? "quick" : "full", "repeats": repeats,
+    "date": ISO8601DateFormatter().string(from: Date()),
+    "peaks": Dictionary(uniqueKeysWithValues: peaks.values.map { ($0.key.rawValue, $0.value) }),
+    "openblas_default_core": defaultCore, "openblas_skylakex_core": skx?.core ?? NSNull(),
+    "cases": jsonCases,
+]
+func writeAtomically(_ data: Data, _ path: String) {
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch { fail("cannot write \(path): \(error.localizedDescription)") }
+}
+if let path = opts.json { writeAtomically(try! JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]), path) }
+if let path = opts.markdown { writeAtomically(Data((header + md).utf8), path) }
+if failed { fail("a case failed validation against its reference (see above)") }
