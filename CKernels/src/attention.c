@@ -50,6 +50,7 @@ void ck_attention_ref(const ck_attention_params *p) {
 
 void ck_attention(const ck_attention_params *p, void *scratch) {
     ck_isa isa = ck_isa_active();
+    (void)isa;  // only the x86-64 paths read it
     int qblocks = (p->Lq + CK_ATT_QB - 1) / CK_ATT_QB;
     int units = p->B * p->H * qblocks;
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);

@@ -110,10 +110,11 @@ void ck_gemm_f32(int M, int N, int K, const float *A, int lda, const float *pack
     int np = CK_ROUND_UP(N, CK_F32_NR) / CK_F32_NR;
     int mb = (M + CK_F32_MC - 1) / CK_F32_MC;
     int units = mb * np;
-    // Unit u = (M block u / np, panel u % np): consecutive units of one thread share the A block.
+    // Unit u = (panel u / mb, M block u % mb): panel-major, so each thread's contiguous range of units covers
+    // every M block (balanced when the last block is short) and reuses each panel across the M blocks.
 #pragma omp parallel for schedule(static) num_threads(ck_get_threads())
     for (int u = 0; u < units; u++) {
-        int m0 = (u / np) * CK_F32_MC, p = u % np;
+        int m0 = (u % mb) * CK_F32_MC, p = u / mb;
         ck_gemm_f32_block(isa, CK_MIN(CK_F32_MC, M - m0), N, K, A + (size_t)m0 * lda, lda, packed, p, p + 1, bias,
                           C + (size_t)m0 * ldc, ldc);
     }

@@ -179,7 +179,7 @@ void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed,
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
 #pragma omp parallel for schedule(static) num_threads(ck_get_threads())
     for (int u = 0; u < mb * np; u++) {
-        int m0 = (u / np) * CK_Q8_MC, p = u % np;
+        int m0 = (u % mb) * CK_Q8_MC, p = u / mb;
         ck_gemm_q8_block(isa, CK_MIN(CK_Q8_MC, M - m0), N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1,
                          acc + (size_t)m0 * ldacc + (size_t)p * CK_Q8_NR, ldacc, s + per_thread * ck_thread_index());
     }
@@ -234,9 +234,11 @@ void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *pack
 
     int np = CK_ROUND_UP(N, CK_Q8_NR) / CK_Q8_NR;
     int mb = (M + CK_Q8_MC - 1) / CK_Q8_MC;
+    // Unit u = (panel u / mb, M block u % mb): panel-major, so each thread's contiguous range of units covers
+    // every M block (balanced when the last block is short) and reuses each panel across the M blocks.
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int u = 0; u < mb * np; u++) {
-        int m0 = (u / np) * CK_Q8_MC, p = u % np, n0 = p * CK_Q8_NR;
+        int m0 = (u % mb) * CK_Q8_MC, p = u / mb, n0 = p * CK_Q8_NR;
         int rows_u = CK_MIN(CK_Q8_MC, M - m0);
         char *ts = threads + per_thread * ck_thread_index();
         int32_t *acc = (int32_t *)ts;
