@@ -215,6 +215,15 @@ void ck_resize_bicubic_aa(int N, int H, int W, int C, const float *x, int Ho, in
 // ---------------------------------------------------------------------------------------------------------
 void ck_timestep_embedding(int B, const float *t, int dim, float *out);
 
+// ---------------------------------------------------------------------------------------------------------
+// Number formats (convert.c): IEEE binary16 and bfloat16 ↔ f32. f32 → 16-bit rounds to nearest even; NaN stays
+// NaN, overflow becomes ±inf, binary16 subnormals are exact.
+// ---------------------------------------------------------------------------------------------------------
+void ck_f16_to_f32(size_t n, const uint16_t *x, float *y);
+void ck_f32_to_f16(size_t n, const float *x, uint16_t *y);
+void ck_bf16_to_f32(size_t n, const uint16_t *x, float *y);
+void ck_f32_to_bf16(size_t n, const float *x, uint16_t *y);
+
 #ifdef __cplusplus
 }
 #endif

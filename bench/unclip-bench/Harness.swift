@@ -1,3 +1,4 @@
+import CKernels
 import CPeaks
 import Foundation
 
@@ -14,6 +15,8 @@ struct BenchCase {
     let label: String
     let op: String
     let path: String
+    /// The kernel path the case runs on (the active one when it was built).
+    let isa: ck_isa = ck_isa_active()
     /// FLOPs (or int8 OPs, 2 per MAC) per run; bytes per run for memory-bound cases.
     let work: Double
     let ceiling: Ceiling

@@ -78,6 +78,12 @@ func makeCases(_ o: Options) -> [BenchCase] {
         cases.append(convCase(label: "decoder conv3x3 2560→1280 @8² (batch 2)", n: 2, h: 8, w: 8, cin: 2560, cout: 1280, quantized: q, threads: t))
         cases.append(gemmCase(label: "prior GEMM 162×2048 · 2048×8192", m: 162, k: 2048, n: 8192, quantized: q, threads: t))
     }
+    if ck_isa_supported(CK_ISA_AMX) != 0 {
+        // The same int8 shape on the VNNI path, for the AMX-vs-VNNI ratio.
+        ck_isa_set(CK_ISA_AVX512)
+        cases.append(convCase(label: "super-res conv3x3 320→320 @\(sr)²", n: 1, h: sr, w: sr, cin: 320, cout: 320, quantized: true, threads: t))
+        ck_isa_set(ck_isa_host_best())
+    }
     cases.append(attentionCase(label: "decoder attention 1024 tokens + 81 context, 10 heads (batch 2)", batch: 2, heads: 10,
                                tokens: 1024, context: 81, threads: t))
     cases.append(groupNormCase(label: "GroupNorm 320×\(gn)²", channels: 320, size: gn, silu: false))
@@ -138,6 +144,8 @@ var rows: [Row] = []
 var failed = false
 for c in makeCases(opts) {
     FileHandle.standardError.write(Data("\(c.label) [\(c.op), \(c.path)]…\n".utf8))
+    ck_isa_set(c.isa)
+    defer { ck_isa_set(ck_isa_host_best()) }
     c.run()
     let check: String
     do { check = try c.validate() } catch {
@@ -202,6 +210,12 @@ peakLines += peaks.values.sorted { $0.key.rawValue < $1.key.rawValue }.map {
     "\($0.key.rawValue) \(String(format: "%.0f", $0.value)) \($0.key == .bandwidth ? "GB/s" : "G/s")"
 }.joined(separator: ", ")
 if !hasAMX { peakLines += "; AMX: not available on this host" }
+// AMX against VNNI on the same int8 shapes, when both ran.
+for r in rows where r.c.path == "amx" {
+    if let v = rows.first(where: { $0.c.path == "avx512" && $0.c.label == r.c.label && $0.c.op == r.c.op }) {
+        peakLines += String(format: "\nAMX vs VNNI on %@ (%@): %.2f×", r.c.label, r.c.op, v.timing.median / r.timing.median)
+    }
+}
 let header = "unclip-bench kernels — commit \(commit()), \(cpuName()), best path \(String(cString: ck_isa_name(ck_isa_host_best()))), "
     + "\(opts.threads) threads, \(opts.quick ? "quick" : "full") mode, \(repeats) repeats\n\n\(peakLines)\n\n"
 print(header + md)

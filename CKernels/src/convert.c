@@ -1,0 +1,65 @@
+// binary16 / bfloat16 ↔ binary32 by bit manipulation (portable; exact where the format allows).
+#include "internal.h"
+
+#include <string.h>
+
+static inline uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static inline float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f) return bits_f32(sign | 0x7f800000u | (man << 13));          // inf / NaN
+    if (exp == 0) {
+        if (man == 0) return bits_f32(sign);                                    // ±0
+        return (sign ? -1.0f : 1.0f) * (float)man * 5.9604644775390625e-8f;    // subnormal: man · 2^-24
+    }
+    return bits_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+static inline uint16_t float_to_half(float f) {
+    uint32_t u = f32_bits(f), sign = (u >> 16) & 0x8000;
+    uint32_t exp = (u >> 23) & 0xff, man = u & 0x7fffff;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 | (man >> 13) : 0));  // inf / NaN (quiet)
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00);                               // overflow → inf
+    if (e <= 0) {                                                                // subnormal or zero
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        int shift = 14 - e;
+        uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++;                  // may carry into the exponent: fine
+    return (uint16_t)(sign | half);
+}
+
+void ck_f16_to_f32(size_t n, const uint16_t *x, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = half_to_float(x[i]);
+}
+
+void ck_f32_to_f16(size_t n, const float *x, uint16_t *y) {
+    for (size_t i = 0; i < n; i++) y[i] = float_to_half(x[i]);
+}
+
+void ck_bf16_to_f32(size_t n, const uint16_t *x, float *y) {
+    for (size_t i = 0; i < n; i++) y[i] = bits_f32((uint32_t)x[i] << 16);
+}
+
+void ck_f32_to_bf16(size_t n, const float *x, uint16_t *y) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = f32_bits(x[i]);
+        if ((u & 0x7fffffff) > 0x7f800000) y[i] = (uint16_t)((u >> 16) | 0x40);   // NaN stays NaN
+        else y[i] = (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+    }
+}
