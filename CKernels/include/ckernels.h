@@ -104,6 +104,10 @@ int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k);
 void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa);
 void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa);
 
+// AMX: loads the tile configuration the int8 kernel uses (8 tiles of 16 rows × 64 bytes) for the calling
+// thread. Only call when ck_isa_supported(CK_ISA_AMX).
+void ck_amx_tile_config(void);
+
 // Integer core: acc[M,N] (row stride ldacc) = qa[M,Kp] · panelsᵀ. Bit-identical on every path.
 void ck_gemm_q8_s32_ref(int M, int N, int K, const int8_t *qa, const int8_t *packed, int32_t *acc, int ldacc);
 void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed, const int32_t *colsum,

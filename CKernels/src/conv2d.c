@@ -63,6 +63,19 @@ static int panel_groups(int tiles, int np, int nt) {
     return CK_MAX(1, CK_MIN(g, np));
 }
 
+// Unit u → image n, pixels [p0, p0+rows), panels [q0, q1) (q0 ≥ q1: nothing to do).
+typedef struct {
+    int n, p0, rows, q0, q1;
+} conv_unit;
+
+static conv_unit unit_of(int u, int tile, int HWo, int tiles, int groups, int np) {
+    int per_group = (np + groups - 1) / groups;
+    int g = u % groups, t = (u / groups) % tiles;
+    conv_unit r = {u / (groups * tiles), t * tile, CK_MIN(tile, HWo - t * tile), g * per_group,
+                   CK_MIN(np, (g + 1) * per_group)};
+    return r;
+}
+
 static int conv_k(const ck_conv2d_params *p) { return p->kh * p->kw * p->Cin; }
 
 size_t ck_conv2d_f32_scratch_size(const ck_conv2d_params *p, int nthreads) {
@@ -75,20 +88,18 @@ void ck_conv2d_f32(const ck_conv2d_params *p, const float *x, const float *packe
     int K = conv_k(p), HWo = p->Ho * p->Wo, nt = ck_get_threads();
     int tiles = (HWo + CK_CONV_TILE - 1) / CK_CONV_TILE;
     int np = CK_ROUND_UP(p->Cout, CK_F32_NR) / CK_F32_NR;
-    int groups = panel_groups(p->N * tiles, np, nt), per_group = (np + groups - 1) / groups;
+    int groups = panel_groups(p->N * tiles, np, nt);
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
     size_t per_thread = CK_ALIGN_UP((size_t)CK_CONV_TILE * K * sizeof(float));
     int units = p->N * tiles * groups;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int u = 0; u < units; u++) {
-        int g = u % groups, t = (u / groups) % tiles, n = u / (groups * tiles);
-        int p0 = t * CK_CONV_TILE, rows = CK_MIN(CK_CONV_TILE, HWo - p0);
-        int q0 = g * per_group, q1 = CK_MIN(np, q0 + per_group);
-        if (q0 >= q1) continue;
+        conv_unit w = unit_of(u, CK_CONV_TILE, HWo, tiles, groups, np);
+        if (w.q0 >= w.q1) continue;
         float *a = (float *)(s + per_thread * ck_thread_index());
-        ck_im2col_f32(p, x, n, p0, rows, a, K);
-        ck_gemm_f32_block(isa, rows, p->Cout, K, a, K, packed, q0, q1, bias,
-                          y + ((size_t)n * HWo + p0) * p->Cout, p->Cout);
+        ck_im2col_f32(p, x, w.n, w.p0, w.rows, a, K);
+        ck_gemm_f32_block(isa, w.rows, p->Cout, K, a, K, packed, w.q0, w.q1, bias,
+                          y + ((size_t)w.n * HWo + w.p0) * p->Cout, p->Cout);
     }
 }
 
@@ -122,16 +133,15 @@ void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packe
     int K = conv_k(p), Kp = ck_q8_padded_k(K), HWo = p->Ho * p->Wo, nt = ck_get_threads();
     int tiles = (HWo + CK_CONV_TILE_Q8 - 1) / CK_CONV_TILE_Q8;
     int np = CK_ROUND_UP(p->Cout, CK_Q8_NR) / CK_Q8_NR;
-    int groups = panel_groups(p->N * tiles, np, nt), per_group = (np + groups - 1) / groups;
+    int groups = panel_groups(p->N * tiles, np, nt);
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
     size_t per_thread = q8_thread_bytes(p);
     int units = p->N * tiles * groups;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int u = 0; u < units; u++) {
-        int g = u % groups, t = (u / groups) % tiles, n = u / (groups * tiles);
-        int p0 = t * CK_CONV_TILE_Q8, rows = CK_MIN(CK_CONV_TILE_Q8, HWo - p0);
-        int q0 = g * per_group, q1 = CK_MIN(np, q0 + per_group);
-        if (q0 >= q1) continue;
+        conv_unit w = unit_of(u, CK_CONV_TILE_Q8, HWo, tiles, groups, np);
+        if (w.q0 >= w.q1) continue;
+        int n = w.n, p0 = w.p0, rows = w.rows;
         char *ts = s + per_thread * ck_thread_index();
         float *row = (float *)ts;
         int8_t *qa = (int8_t *)(ts + CK_ALIGN_UP((size_t)K * sizeof(float)));
@@ -143,7 +153,7 @@ void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packe
             ck_q8_quantize_rows(1, K, row, K, qa + (size_t)r * Kp, &sa[r]);
         }
         float *yt = y + ((size_t)n * HWo + p0) * p->Cout;
-        for (int q = q0; q < q1; q++) {
+        for (int q = w.q0; q < w.q1; q++) {
             int n0 = q * CK_Q8_NR;
             ck_gemm_q8_block(isa, rows, p->Cout, Kp, qa, Kp, packed, colsum, q, q + 1, acc, CK_Q8_NR, ks);
             ck_q8_epilogue(rows, CK_MIN(CK_Q8_NR, p->Cout - n0), acc, CK_Q8_NR, sa, scale + n0,

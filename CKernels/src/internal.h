@@ -52,7 +52,6 @@ void ck_q8_kernel_avx512(int mr, int Kp, const int8_t *qa, int ldqa, const int8_
                          int32_t *acc, int ldacc, int nvalid, void *scratch);
 void ck_q8_kernel_amx(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
                       int32_t *acc, int ldacc, int nvalid, void *scratch);
-void ck_amx_tile_config(void);
 void ck_amx_tile_release(void);
 void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa);
 #endif

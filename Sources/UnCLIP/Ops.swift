@@ -31,14 +31,13 @@ public enum Ops {
         if m == 0 { return y }
         try (w.bias ?? []).withUnsafeBufferPointer { bias in
             let b = w.bias == nil ? nil : bias.baseAddress
-            switch w.kind {
+            let mat = w.matrix
+            switch mat.kind {
             case .f32:
-                ck_gemm_f32(Int32(m), Int32(n), Int32(k), x.f32, Int32(lda),
-                            w.packed.raw.assumingMemoryBound(to: Float.self), b, y.f32, Int32(n))
+                ck_gemm_f32(Int32(m), Int32(n), Int32(k), x.f32, Int32(lda), mat.f32, b, y.f32, Int32(n))
             case .q8:
                 try withScratch(ck_gemm_q8_scratch_size(Int32(m), Int32(k), Int32(Runtime.threads)), arena) { s in
-                    ck_gemm_q8(Int32(m), Int32(n), Int32(k), x.f32, Int32(lda), w.packed.raw.assumingMemoryBound(to: Int8.self),
-                               w.scale, w.colsum, b, y.f32, Int32(n), s)
+                    ck_gemm_q8(Int32(m), Int32(n), Int32(k), x.f32, Int32(lda), mat.q8, mat.scale, mat.colsum, b, y.f32, Int32(n), s)
                 }
             }
         }
@@ -63,14 +62,13 @@ public enum Ops {
         let nt = Int32(Runtime.threads)
         try (w.bias ?? []).withUnsafeBufferPointer { bias in
             let b = w.bias == nil ? nil : bias.baseAddress
-            switch w.kind {
+            let mat = w.matrix
+            switch mat.kind {
             case .f32:
-                try withScratch(ck_conv2d_f32_scratch_size(&p, nt), arena) { s in
-                    ck_conv2d_f32(&p, x.f32, w.packed.raw.assumingMemoryBound(to: Float.self), b, y.f32, s)
-                }
+                try withScratch(ck_conv2d_f32_scratch_size(&p, nt), arena) { s in ck_conv2d_f32(&p, x.f32, mat.f32, b, y.f32, s) }
             case .q8:
                 try withScratch(ck_conv2d_q8_scratch_size(&p, nt), arena) { s in
-                    ck_conv2d_q8(&p, x.f32, w.packed.raw.assumingMemoryBound(to: Int8.self), w.scale, w.colsum, b, y.f32, s)
+                    ck_conv2d_q8(&p, x.f32, mat.q8, mat.scale, mat.colsum, b, y.f32, s)
                 }
             }
         }

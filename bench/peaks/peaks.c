@@ -87,21 +87,8 @@ double cpk_vnni_zmm(int threads, double seconds) { TIMED_LOOP(threads, seconds, 
 // vpmaddwd: 16 16-bit products per ymm, i.e. 16 MACs.
 double cpk_madd_ymm(int threads, double seconds) { TIMED_LOOP(threads, seconds, 12.0 * 16 * 2, madd_ymm); }
 
-typedef struct {
-    uint8_t palette_id, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((packed)) tilecfg;
-
 __attribute__((target("amx-tile,amx-int8"))) static void amx_loop(long iters) {
-    tilecfg cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette_id = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    ck_amx_tile_config();
     static __thread int8_t buf[16 * 64] __attribute__((aligned(64)));
     _tile_loadd(4, buf, 64);
     _tile_loadd(5, buf, 64);
