@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "UnCLIP", targets: ["UnCLIP"]),
         .executable(name: "unclip-bench", targets: ["unclip-bench"]),
+        .executable(name: "unclip-weights", targets: ["unclip-weights"]),
     ],
     targets: [
         // The C kernels: always optimised (debug builds of the kernels are too slow to test at real sizes),
@@ -57,6 +58,11 @@ let package = Package(
             name: "unclip-bench",
             dependencies: ["UnCLIP", "CKernels", "CPeaks"],
             path: "bench/unclip-bench"
+        ),
+        .executableTarget(
+            name: "unclip-weights",
+            dependencies: ["UnCLIP"],
+            path: "weights-tools/unclip-weights"
         ),
         .testTarget(
             name: "UnCLIPTests",

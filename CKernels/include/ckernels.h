@@ -95,6 +95,10 @@ void ck_q8_quantize_pack(int N, int K, const float *W, int ldw, int8_t *packed, 
 // The same for a convolution weight [Cout, Cin, kh, kw] (column order of ck_im2col_f32).
 void ck_q8_quantize_pack_conv(int Cout, int Cin, int kh, int kw, const float *W, int8_t *packed, float *scale,
                               int32_t *colsum);
+// Quantization error of packed weights against the source W [N][Cin][kk] (PyTorch order; kk = kh·kw, or 1 for a
+// linear weight with Cin = K): stats = {Σw², Σ(w−ŵ)², Σw·ŵ, Σŵ²} in double, maxabs = max|w−ŵ|.
+void ck_q8_error_stats(int N, int Cin, int kk, const float *W, const int8_t *packed, const float *scale, double *stats,
+                       float *maxabs);
 // Packs already-quantized weights q [N,K] (e.g. from a file) into panels; computes colsum.
 void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t *colsum);
 // Reads back q[n][k] from panels (tests, export).

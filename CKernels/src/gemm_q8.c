@@ -57,29 +57,67 @@ void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t 
     }
 }
 
-// Quantizes one output channel at a time into a K-long int8 row and packs it.
+// Quantizes and packs output channels in parallel. Weight row n is W + n·ldw; for a convolution
+// (conv_cin > 0) it is [Cin][kh·kw] and is reordered to k = tap·Cin + ci.
 static void quantize_pack_rows(int N, int K, const float *W, int ldw, int conv_cin, int conv_kk, int8_t *packed,
                                float *scale, int32_t *colsum) {
     int Kp = ck_q8_padded_k(K);
-    memset(packed, 0, ck_q8_packed_size(N, K));
-    int8_t qrow[K > 0 ? K : 1];
-    float grow[K > 0 ? K : 1];
-    for (int n = 0; n < N; n++) {
-        const float *src = W + (size_t)n * ldw;
-        if (conv_cin > 0) {
-            // [Cin, kh·kw] → k = tap·Cin + ci
-            for (int ci = 0; ci < conv_cin; ci++)
-                for (int t = 0; t < conv_kk; t++) grow[t * conv_cin + ci] = src[(size_t)ci * conv_kk + t];
-            src = grow;
+    size_t total = ck_q8_packed_size(N, K);
+#pragma omp parallel num_threads(ck_get_threads())
+    {
+        int8_t *qrow = (int8_t *)__builtin_alloca((size_t)(K > 0 ? K : 1));
+        float *grow = conv_cin > 0 ? (float *)__builtin_alloca((size_t)K * sizeof(float)) : NULL;
+#pragma omp for schedule(static)
+        for (long i = 0; i < (long)(total / 4096 + 1); i++) {
+            size_t lo = (size_t)i * 4096, hi = CK_MIN(total, lo + 4096);
+            if (lo < hi) memset(packed + lo, 0, hi - lo);
         }
-        quantize_weight_row(K, src, 1, qrow, &scale[n]);
-        int32_t s = 0;
-        for (int k = 0; k < K; k++) {
-            packed[packed_index(Kp, n, k)] = qrow[k];
-            s += qrow[k];
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *src = W + (size_t)n * ldw;
+            if (conv_cin > 0) {
+                for (int ci = 0; ci < conv_cin; ci++)
+                    for (int t = 0; t < conv_kk; t++) grow[t * conv_cin + ci] = src[(size_t)ci * conv_kk + t];
+                src = grow;
+            }
+            quantize_weight_row(K, src, 1, qrow, &scale[n]);
+            int8_t *base = packed + (size_t)(n / CK_Q8_NR) * Kp * CK_Q8_NR + (size_t)(n % CK_Q8_NR) * 4;
+            int32_t s = 0;
+            for (int k = 0; k < K; k++) {
+                base[(size_t)(k >> 2) * (CK_Q8_NR * 4) + (k & 3)] = qrow[k];
+                s += qrow[k];
+            }
+            colsum[n] = s;
         }
-        colsum[n] = s;
     }
+}
+
+void ck_q8_error_stats(int N, int Cin, int kk, const float *W, const int8_t *packed, const float *scale, double *stats,
+                       float *maxabs) {
+    int K = Cin * kk, Kp = ck_q8_padded_k(K);
+    double s_ww = 0, s_dd = 0, s_wq = 0, s_qq = 0;
+    float mx = 0;
+#pragma omp parallel for schedule(static) num_threads(ck_get_threads()) reduction(+ : s_ww, s_dd, s_wq, s_qq) reduction(max : mx)
+    for (int n = 0; n < N; n++) {
+        const int8_t *base = packed + (size_t)(n / CK_Q8_NR) * Kp * CK_Q8_NR + (size_t)(n % CK_Q8_NR) * 4;
+        for (int ci = 0; ci < Cin; ci++)
+            for (int t = 0; t < kk; t++) {
+                int k = t * Cin + ci;  // packed column of source element [n][ci][t]
+                double w = W[((size_t)n * Cin + ci) * kk + t];
+                double q = (double)base[(size_t)(k >> 2) * (CK_Q8_NR * 4) + (k & 3)] * scale[n];
+                double d = w - q;
+                s_ww += w * w;
+                s_dd += d * d;
+                s_wq += w * q;
+                s_qq += q * q;
+                if ((float)fabs(d) > mx) mx = (float)fabs(d);
+            }
+    }
+    stats[0] = s_ww;
+    stats[1] = s_dd;
+    stats[2] = s_wq;
+    stats[3] = s_qq;
+    *maxabs = mx;
 }
 
 void ck_q8_quantize_pack(int N, int K, const float *W, int ldw, int8_t *packed, float *scale, int32_t *colsum) {
