@@ -28,6 +28,14 @@ struct PackedMatrix: @unchecked Sendable {
         }
     }
 
+    /// int8 panels already in the compute layout (e.g. mapped from a file): used in place.
+    init(q8 storage: TensorStorage, scale: [Float], colsum: [Int32]) {
+        kind = .q8
+        self.storage = storage
+        self.scale = scale
+        self.colsum = colsum
+    }
+
     var f32: UnsafeMutablePointer<Float> { storage.raw.assumingMemoryBound(to: Float.self) }
     var q8: UnsafeMutablePointer<Int8> { storage.raw.assumingMemoryBound(to: Int8.self) }
 }
@@ -59,6 +67,14 @@ public final class LinearWeight: @unchecked Sendable {
         matrix = PackedMatrix(n: n, k: k, quantize: quantize,
                               packF32: { ck_gemm_f32_pack(Int32(n), Int32(k), w.f32, Int32(k), $0) },
                               packQ8: { ck_q8_quantize_pack(Int32(n), Int32(k), w.f32, Int32(k), $0, $1, $2) })
+    }
+
+    /// From int8 panels in the compute layout (a q8 file's tensor), used without copying.
+    init(packed: PackedMatrix, outFeatures: Int, inFeatures: Int, bias: [Float]?) {
+        matrix = packed
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.bias = bias
     }
 }
 
@@ -92,5 +108,19 @@ public final class Conv2dWeight: @unchecked Sendable {
         matrix = PackedMatrix(n: co, k: ci * kh * kw, quantize: quantize,
                               packF32: { ck_gemm_f32_pack_conv(o, i, h, wd, w.f32, $0) },
                               packQ8: { ck_q8_quantize_pack_conv(o, i, h, wd, w.f32, $0, $1, $2) })
+    }
+
+    /// From int8 panels in the compute layout, used without copying; `shape` is [Cout, Cin, kh, kw].
+    init(packed: PackedMatrix, shape: [Int], bias: [Float]?, stride: Int, padding: Int) throws {
+        guard stride >= 1, padding >= 0 else {
+            throw UnCLIPError.invalidArgument(name: "convolution", detail: "stride \(stride) must be ≥ 1 and padding \(padding) ≥ 0")
+        }
+        matrix = packed
+        outChannels = shape[0]
+        inChannels = shape[1]
+        kernel = (shape[2], shape[3])
+        self.bias = bias
+        self.stride = stride
+        self.padding = padding
     }
 }
