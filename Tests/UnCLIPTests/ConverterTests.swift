@@ -194,6 +194,12 @@ final class ConverterTests: XCTestCase {
             try (try String(contentsOfFile: p, encoding: .utf8)).replacingOccurrences(of: "\"in_channels\": 3", with: "\"in_channels\": 4")
                 .write(toFile: p, atomically: true, encoding: .utf8)
         }
+        try expectFailure("missing tensor", kind: .tensor, mention: "embedding_proj.weight") { d in
+            let p = d + "/text_proj/diffusion_pytorch_model.safetensors"
+            let src = try SafeTensorsFile(path: p)
+            let kept = try src.tensors.filter { $0.name != "embedding_proj.weight" }.map { (name: $0.name, shape: $0.shape, values: try src.readFloats($0.name)) }
+            try SafeTensorsWriter.write(p, tensors: kept)
+        }
         try expectFailure("config not JSON", kind: .malformed, mention: "config.json") { try "[1,".write(toFile: $0 + "/prior/config.json", atomically: true, encoding: .utf8) }
         try expectFailure("truncated weights", mention: "truncated") { d in
             let p = d + "/prior/diffusion_pytorch_model.safetensors"

@@ -1,0 +1,64 @@
+import Foundation
+import XCTest
+@testable import UnCLIP
+
+/// The unclip-weights executable (built by `swift test` next to the test bundle): exit codes and messages.
+final class WeightsCLITests: XCTestCase {
+    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var exe = dir.appendingPathComponent("unclip-weights")
+        if !FileManager.default.isExecutableFile(atPath: exe.path) {  // xctest bundles nest one level deeper on some layouts
+            exe = dir.deletingLastPathComponent().appendingPathComponent("unclip-weights")
+        }
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+            XCTFail("unclip-weights not built next to the tests (\(exe.path)); run `swift build` first")
+            throw XCTSkip("no executable")
+        }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = args
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o
+        p.standardError = e
+        try p.run()
+        let out = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, out, err)
+    }
+
+    func testUsageErrorsExitTwo() throws {
+        for args in [[], ["frobnicate"], ["convert", "x"], ["convert", "x", "-o", "y", "--type", "q9"], ["convert", "-o"],
+                     ["inspect"], ["convert", "x", "-o", "y", "--threads", "0"], ["quantize", "a", "-o", "b", "--type", "f32"]] {
+            let r = try run(args)
+            XCTAssertEqual(r.code, 2, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.hasPrefix("unclip-weights: "), "\(args): \(r.err)")
+        }
+    }
+
+    func testConvertInspectAndBadFiles() throws {
+        let work = try temporaryDirectory("cli")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = try Fixtures.url("tiny-karlo").path
+        let out = work.appendingPathComponent("m.gguf").path, report = work.appendingPathComponent("r.json").path
+        var r = try run(["convert", model, "-o", out, "--type", "q8", "--keep-f32", "prior.*", "--report", report])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("summary:"), r.out)
+        let rep = try JSON.parse(Array(try Data(contentsOf: URL(fileURLWithPath: report))))
+        XCTAssertGreaterThan(rep["summary"]?["quantized_tensors"]?.int ?? 0, 0)
+        XCTAssertFalse(rep["quantized"]?.array?.contains { $0["name"]?.string?.hasPrefix("prior.") == true } ?? true)
+        r = try run(["inspect", out])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.contains("decoder: UNet2DConditionModel"), r.out)
+        XCTAssertTrue(r.out.contains("tokenizer: 49408 tokens, 48894 merges"), r.out)
+        // Bad inputs: exit 1, the path in the message, nothing written.
+        let missing = work.appendingPathComponent("nope").path
+        r = try run(["convert", missing, "-o", work.appendingPathComponent("x.gguf").path])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains(missing), r.err)
+        r = try run(["inspect", report])
+        XCTAssertEqual(r.code, 1)
+        XCTAssertTrue(r.err.contains("not a GGUF file"), r.err)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: work.path)), ["m.gguf", "r.json"])
+    }
+}
