@@ -204,6 +204,17 @@ public enum Ops {
         return y
     }
 
+    /// x [..., R, C] + rows [R, C], broadcast over the leading dimensions.
+    public static func addBroadcastRows(_ x: Tensor, _ rows: Tensor, arena: Arena? = nil) throws -> Tensor {
+        try checkF32(x, "addBroadcastRows")
+        try checkF32(rows, "addBroadcastRows")
+        let x = try x.contiguous(), r = try rows.contiguous()
+        try require(r.count > 0 && x.count % r.count == 0 && Array(x.shape.suffix(r.rank)) == r.shape, "addBroadcastRows", "\(x.shape) + \(r.shape)")
+        let y = try output(x.shape, arena)
+        for i in 0..<(x.count / r.count) { ck_add(r.count, x.f32 + i * r.count, r.f32, y.f32 + i * r.count) }
+        return y
+    }
+
     /// y = α·x + β
     public static func scaleAdd(_ x: Tensor, alpha: Float, beta: Float = 0, arena: Arena? = nil) throws -> Tensor {
         try checkF32(x, "scaleAdd")
@@ -263,6 +274,21 @@ public enum Ops {
         try withScratch(ck_resize_bicubic_aa_scratch_size(Int32(h), Int32(w), Int32(height), Int32(width), Int32(c)), arena) { s in
             ck_resize_bicubic_aa(Int32(n), Int32(h), Int32(w), Int32(c), x.f32, Int32(height), Int32(width), y.f32, s)
         }
+        return y
+    }
+
+    // MARK: Embedding lookup
+
+    /// Rows `ids` of `table` [V, D] → [ids.count, D]; every id must be in 0..<V.
+    public static func embedding(_ table: Tensor, ids: [Int32], arena: Arena? = nil) throws -> Tensor {
+        try checkF32(table, "embedding")
+        try require(table.rank == 2 && table.isContiguous, "embedding", "table must be contiguous [V, D], got \(table.shape)")
+        let (v, d) = (table.shape[0], table.shape[1])
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= v }) {
+            throw UnCLIPError.invalidArgument(name: "token id", detail: "\(bad) is outside the \(v)-entry embedding table")
+        }
+        let y = try output([ids.count, d], arena)
+        for (r, id) in ids.enumerated() { (y.f32 + r * d).update(from: table.f32 + Int(id) * d, count: d) }
         return y
     }
 

@@ -1,0 +1,82 @@
+import Foundation
+import XCTest
+@testable import UnCLIP
+
+/// Σ(a−b)² / Σb²
+func nmse(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count, "\(a.count) vs \(b.count)")
+    var num = 0.0, den = 0.0
+    for i in 0..<a.count {
+        let d = Double(a[i]) - Double(b[i])
+        num += d * d
+        den += Double(b[i]) * Double(b[i])
+    }
+    return den > 0 ? num / den : num
+}
+
+/// NCHW [B, C, H, W] values → NHWC order.
+func nchwToNHWC(_ v: [Float], _ s: [Int]) -> [Float] {
+    let (b, c, h, w) = (s[0], s[1], s[2], s[3])
+    var out = [Float](repeating: 0, count: v.count)
+    for n in 0..<b { for ch in 0..<c { for y in 0..<h { for x in 0..<w {
+        out[((n * h + y) * w + x) * c + ch] = v[((n * c + ch) * h + y) * w + x]
+    } } } }
+    return out
+}
+
+/// The tiny Karlo fixture converted once per test run, and diffusers' recorded run on it.
+enum TinyKarlo {
+    /// Per module (f32): the parity target.
+    static let moduleNMSE = 1e-6
+
+    nonisolated(unsafe) static var files: [WeightType: ModelFile] = [:]
+    static let lock = NSLock()
+
+    static func model(_ type: WeightType = .f32) throws -> ModelFile {
+        lock.lock()
+        defer { lock.unlock() }
+        if let m = files[type] { return m }
+        let dir = try temporaryDirectory("tinykarlo-\(type)")
+        let out = dir.appendingPathComponent("tiny-karlo-\(type).gguf").path
+        _ = try Converter.convert(modelDirectory: try Fixtures.url("tiny-karlo").path, output: out, options: ConvertOptions(type: type))
+        let m = try ModelFile(path: out)
+        files[type] = m
+        return m
+    }
+
+    static func expected() throws -> SafeTensorsFile { try SafeTensorsFile(path: try Fixtures.url("tiny-karlo-run.expected.safetensors").path) }
+    static func noise() throws -> SafeTensorsFile { try SafeTensorsFile(path: try Fixtures.url("tiny-karlo-run.noise.safetensors").path) }
+}
+
+extension SafeTensorsFile {
+    func shape(_ name: String) -> [Int] { info(name)?.shape ?? [] }
+}
+
+final class ModelParityTests: XCTestCase {
+    func testCLIPTextEncoder() throws {
+        let m = try TinyKarlo.model()
+        let exp = try TinyKarlo.expected()
+        let enc = try CLIPTextModelWithProjection(scope: try m.load("text_encoder"), config: try .init(m.config("text_encoder")!))
+        let cond = try exp.readFloats("tokens.cond").map { Int32($0) }, uncond = try exp.readFloats("tokens.uncond").map { Int32($0) }
+        let (embeds, hidden) = try enc([cond, uncond])
+        let e = embeds.toArray(), h = hidden.toArray()
+        let p = embeds.shape[1], hs = hidden.shape[1] * hidden.shape[2]
+        XCTAssertLessThanOrEqual(nmse(Array(e[0..<p]), try exp.readFloats("text.embeds")), TinyKarlo.moduleNMSE)
+        XCTAssertLessThanOrEqual(nmse(Array(e[p...]), try exp.readFloats("text.uncond_embeds")), TinyKarlo.moduleNMSE)
+        XCTAssertLessThanOrEqual(nmse(Array(h[0..<hs]), try exp.readFloats("text.hidden")), TinyKarlo.moduleNMSE)
+        XCTAssertLessThanOrEqual(nmse(Array(h[hs...]), try exp.readFloats("text.uncond_hidden")), TinyKarlo.moduleNMSE)
+        // The tokenizer from the same file gives diffusers' ids.
+        let tok = try CLIPTokenizer(file: m.gguf)
+        XCTAssertEqual(tok.encode("a red circle on top of a blue square").ids, cond)
+        XCTAssertEqual(tok.encode("").ids, uncond)
+    }
+
+    func testSchedulerTimesteps() throws {
+        let s = try UnCLIPScheduler()
+        XCTAssertEqual(try s.timesteps(7), [999, 832, 666, 500, 333, 166, 0])  // design/KARLO.md
+        let t25 = try s.timesteps(25)
+        XCTAssertEqual(Array(t25.prefix(3)), [999, 957, 916])
+        XCTAssertEqual(Array(t25.suffix(2)), [42, 0])
+        XCTAssertThrowsError(try s.timesteps(1))
+    }
+}
