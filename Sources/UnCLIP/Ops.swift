@@ -215,6 +215,17 @@ public enum Ops {
         return y
     }
 
+    /// x [..., R, C] · rows [R, C], broadcast over the leading dimensions.
+    public static func mulBroadcastRows(_ x: Tensor, _ rows: Tensor, arena: Arena? = nil) throws -> Tensor {
+        try checkF32(x, "mulBroadcastRows")
+        try checkF32(rows, "mulBroadcastRows")
+        let x = try x.contiguous(), r = try rows.contiguous()
+        try require(r.count > 0 && x.count % r.count == 0 && Array(x.shape.suffix(r.rank)) == r.shape, "mulBroadcastRows", "\(x.shape) · \(r.shape)")
+        let y = try output(x.shape, arena)
+        for i in 0..<(x.count / r.count) { ck_mul(r.count, x.f32 + i * r.count, r.f32, y.f32 + i * r.count) }
+        return y
+    }
+
     /// y = α·x + β
     public static func scaleAdd(_ x: Tensor, alpha: Float, beta: Float = 0, arena: Arena? = nil) throws -> Tensor {
         try checkF32(x, "scaleAdd")

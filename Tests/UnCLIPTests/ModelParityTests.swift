@@ -71,6 +71,19 @@ final class ModelParityTests: XCTestCase {
         XCTAssertEqual(tok.encode("").ids, uncond)
     }
 
+    func testPriorTransformer() throws {
+        let m = try TinyKarlo.model()
+        let exp = try TinyKarlo.expected()
+        let prior = try PriorTransformer(scope: try m.load("prior"), config: try .init(m.config("prior")!))
+        func t(_ n: String) throws -> Tensor { try Tensor(shape: exp.shape(n), values: try exp.readFloats(n)) }
+        let maskValues = try exp.readFloats("prior.in.attention_mask"), l = exp.shape("prior.in.attention_mask")[1]
+        let mask = (0..<(maskValues.count / l)).map { r in (0..<l).map { maskValues[r * l + $0] != 0 } }
+        let out = try prior(try t("prior.in.hidden_states"), timestep: try exp.readFloats("prior.in.timestep")[0],
+                            projEmbedding: try t("prior.in.proj_embedding"), encoderHiddenStates: try t("prior.in.encoder_hidden_states"),
+                            textMask: mask)
+        XCTAssertLessThanOrEqual(nmse(out.toArray(), try exp.readFloats("prior.out")), TinyKarlo.moduleNMSE)
+    }
+
     func testSchedulerTimesteps() throws {
         let s = try UnCLIPScheduler()
         XCTAssertEqual(try s.timesteps(7), [999, 832, 666, 500, 333, 166, 0])  // design/KARLO.md
