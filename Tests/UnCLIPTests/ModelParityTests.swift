@@ -84,6 +84,18 @@ final class ModelParityTests: XCTestCase {
         XCTAssertLessThanOrEqual(nmse(out.toArray(), try exp.readFloats("prior.out")), TinyKarlo.moduleNMSE)
     }
 
+    func testTextProj() throws {
+        let m = try TinyKarlo.model()
+        let exp = try TinyKarlo.expected()
+        let tp = try UnCLIPTextProjModel(scope: try m.load("text_proj"), config: try .init(m.config("text_proj")!))
+        func t(_ n: String) throws -> Tensor { try Tensor(shape: exp.shape(n), values: try exp.readFloats(n)) }
+        let (hidden, additive) = try tp(imageEmbeddings: try t("text_proj.in.image_embeddings"), promptEmbeds: try t("prior.in.proj_embedding"),
+                                        textHiddenStates: try t("prior.in.encoder_hidden_states"), classifierFreeGuidance: true)
+        XCTAssertEqual(hidden.shape, exp.shape("text_proj.out.hidden"))
+        XCTAssertLessThanOrEqual(nmse(hidden.toArray(), try exp.readFloats("text_proj.out.hidden")), TinyKarlo.moduleNMSE)
+        XCTAssertLessThanOrEqual(nmse(additive.toArray(), try exp.readFloats("text_proj.out.additive")), TinyKarlo.moduleNMSE)
+    }
+
     func testSchedulerTimesteps() throws {
         let s = try UnCLIPScheduler()
         XCTAssertEqual(try s.timesteps(7), [999, 832, 666, 500, 333, 166, 0])  // design/KARLO.md
