@@ -206,23 +206,49 @@ public enum Ops {
 
     /// x [..., R, C] + rows [R, C], broadcast over the leading dimensions.
     public static func addBroadcastRows(_ x: Tensor, _ rows: Tensor, arena: Arena? = nil) throws -> Tensor {
-        try checkF32(x, "addBroadcastRows")
-        try checkF32(rows, "addBroadcastRows")
-        let x = try x.contiguous(), r = try rows.contiguous()
-        try require(r.count > 0 && x.count % r.count == 0 && Array(x.shape.suffix(r.rank)) == r.shape, "addBroadcastRows", "\(x.shape) + \(r.shape)")
-        let y = try output(x.shape, arena)
-        for i in 0..<(x.count / r.count) { ck_add(r.count, x.f32 + i * r.count, r.f32, y.f32 + i * r.count) }
-        return y
+        try broadcastRows(x, rows, "addBroadcastRows", arena) { ck_add($0, $1, $2, $3) }
     }
 
     /// x [..., R, C] · rows [R, C], broadcast over the leading dimensions.
     public static func mulBroadcastRows(_ x: Tensor, _ rows: Tensor, arena: Arena? = nil) throws -> Tensor {
-        try checkF32(x, "mulBroadcastRows")
-        try checkF32(rows, "mulBroadcastRows")
+        try broadcastRows(x, rows, "mulBroadcastRows", arena) { ck_mul($0, $1, $2, $3) }
+    }
+
+    static func broadcastRows(_ x: Tensor, _ rows: Tensor, _ op: String, _ arena: Arena?,
+                              _ f: (Int, UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) throws -> Tensor {
+        try checkF32(x, op)
+        try checkF32(rows, op)
         let x = try x.contiguous(), r = try rows.contiguous()
-        try require(r.count > 0 && x.count % r.count == 0 && Array(x.shape.suffix(r.rank)) == r.shape, "mulBroadcastRows", "\(x.shape) · \(r.shape)")
+        try require(r.count > 0 && x.count % r.count == 0 && Array(x.shape.suffix(r.rank)) == r.shape, op, "\(x.shape) with \(r.shape)")
         let y = try output(x.shape, arena)
-        for i in 0..<(x.count / r.count) { ck_mul(r.count, x.f32 + i * r.count, r.f32, y.f32 + i * r.count) }
+        for i in 0..<(x.count / r.count) { f(r.count, x.f32 + i * r.count, r.f32, y.f32 + i * r.count) }
+        return y
+    }
+
+    /// NHWC x [N, H, W, C] + b [N, C] (a per-image, per-channel bias, e.g. a time embedding).
+    public static func addChannelBias(_ x: Tensor, _ b: Tensor, arena: Arena? = nil) throws -> Tensor {
+        try checkF32(x, "addChannelBias")
+        let x = try x.contiguous(), b = try b.contiguous()
+        let n = x.shape[0], c = x.lastDim
+        try require(b.count == n * c, "addChannelBias", "bias \(b.shape) for \(x.shape)")
+        let y = try output(x.shape, arena)
+        let per = x.count / n
+        for i in 0..<n { ck_add_bias(Int32(per / c), Int32(c), x.f32 + i * per, b.f32 + i * c, y.f32 + i * per) }
+        return y
+    }
+
+    /// Concatenation along the last (channel) dimension: [..., Ca] ++ [..., Cb] → [..., Ca+Cb].
+    public static func concatLast(_ a: Tensor, _ b: Tensor, arena: Arena? = nil) throws -> Tensor {
+        try checkF32(a, "concatLast")
+        try checkF32(b, "concatLast")
+        let a = try a.contiguous(), b = try b.contiguous()
+        try require(Array(a.shape.dropLast()) == Array(b.shape.dropLast()), "concatLast", "\(a.shape) ++ \(b.shape)")
+        let (ca, cb) = (a.lastDim, b.lastDim)
+        let y = try output(Array(a.shape.dropLast()) + [ca + cb], arena)
+        for r in 0..<a.rows {
+            (y.f32 + r * (ca + cb)).update(from: a.f32 + r * ca, count: ca)
+            (y.f32 + r * (ca + cb) + ca).update(from: b.f32 + r * cb, count: cb)
+        }
         return y
     }
 

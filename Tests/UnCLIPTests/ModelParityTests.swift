@@ -96,6 +96,33 @@ final class ModelParityTests: XCTestCase {
         XCTAssertLessThanOrEqual(nmse(additive.toArray(), try exp.readFloats("text_proj.out.additive")), TinyKarlo.moduleNMSE)
     }
 
+    func nhwc(_ exp: SafeTensorsFile, _ name: String) throws -> Tensor {
+        let s = exp.shape(name)
+        return try Tensor(shape: [s[0], s[2], s[3], s[1]], values: nchwToNHWC(try exp.readFloats(name), s))
+    }
+
+    func testDecoderUNet() throws {
+        let m = try TinyKarlo.model()
+        let exp = try TinyKarlo.expected()
+        let unet = try UNet(scope: try m.load("decoder"), config: try .init(m.config("decoder")!, conditioned: true))
+        let maskValues = try exp.readFloats("decoder.in.attention_mask"), l = exp.shape("decoder.in.attention_mask")[1]
+        let out = try unet(try nhwc(exp, "decoder.in.sample"), timestep: try exp.readFloats("decoder.in.timestep")[0],
+                           context: try Tensor(shape: exp.shape("decoder.in.encoder_hidden_states"), values: try exp.readFloats("decoder.in.encoder_hidden_states")),
+                           contextMask: (0..<(maskValues.count / l)).map { r in (0..<l).map { maskValues[r * l + $0] != 0 } },
+                           classLabels: try Tensor(shape: exp.shape("decoder.in.class_labels"), values: try exp.readFloats("decoder.in.class_labels")))
+        XCTAssertLessThanOrEqual(nmse(out.toArray(), try nhwc(exp, "decoder.out").toArray()), TinyKarlo.moduleNMSE)
+    }
+
+    func testSuperResUNets() throws {
+        let m = try TinyKarlo.model()
+        let exp = try TinyKarlo.expected()
+        for name in ["super_res_first", "super_res_last"] {
+            let unet = try UNet(scope: try m.load(name), config: try .init(m.config(name)!, conditioned: false))
+            let out = try unet(try nhwc(exp, "\(name).in.sample"), timestep: try exp.readFloats("\(name).in.timestep")[0])
+            XCTAssertLessThanOrEqual(nmse(out.toArray(), try nhwc(exp, "\(name).out").toArray()), TinyKarlo.moduleNMSE, name)
+        }
+    }
+
     func testSchedulerTimesteps() throws {
         let s = try UnCLIPScheduler()
         XCTAssertEqual(try s.timesteps(7), [999, 832, 666, 500, 333, 166, 0])  // design/KARLO.md

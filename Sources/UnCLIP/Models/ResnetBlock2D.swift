@@ -1,0 +1,60 @@
+/// diffusers' ResnetBlock2D (models/resnet.py) as the Karlo UNets use it: GN1 → SiLU → (avg-pool 2×2 or
+/// nearest 2× on both branches) → conv1 → time embedding ("default": h += Lin(SiLU(emb)) then GN2;
+/// "scale_shift": [s, b] = Lin(SiLU(emb)), GN2(h)·(1+s)+b) → SiLU → conv2; + shortcut (1×1 conv when the
+/// channel count changes). output_scale_factor 1, no dropout at inference.
+struct ResnetBlock2D {
+    enum Resample { case none, down, up }
+    let norm1g, norm1b, norm2g, norm2b: Tensor
+    let conv1, conv2: Conv2dWeight
+    let shortcut: Conv2dWeight?
+    let timeProj: LinearWeight
+    let groups: Int
+    let eps: Float
+    let scaleShift: Bool
+    let resample: Resample
+
+    init(scope s: ComponentScope, prefix p: String, groups: Int, eps: Float, scaleShift: Bool, resample: Resample = .none) throws {
+        norm1g = try s.tensor(p + "norm1.weight"); norm1b = try s.tensor(p + "norm1.bias")
+        norm2g = try s.tensor(p + "norm2.weight"); norm2b = try s.tensor(p + "norm2.bias")
+        conv1 = try s.conv2d(p + "conv1", padding: 1)
+        conv2 = try s.conv2d(p + "conv2", padding: 1)
+        shortcut = s.has(p + "conv_shortcut.weight") ? try s.conv2d(p + "conv_shortcut") : nil
+        timeProj = try s.linear(p + "time_emb_proj")
+        self.groups = groups
+        self.eps = eps
+        self.scaleShift = scaleShift
+        self.resample = resample
+        try require(timeProj.outFeatures == (scaleShift ? 2 : 1) * conv1.outChannels, "ResnetBlock2D",
+                    "\(p)time_emb_proj gives \(timeProj.outFeatures) values for \(conv1.outChannels) channels")
+        try require(shortcut != nil || conv1.inChannels == conv2.outChannels, "ResnetBlock2D", "\(p) changes channels without conv_shortcut")
+    }
+
+    func resampled(_ x: Tensor) throws -> Tensor {
+        switch resample {
+        case .none: return x
+        case .down: return try Ops.avgPool2x2(x)
+        case .up: return try Ops.upsampleNearest2x(x)
+        }
+    }
+
+    /// x [N, H, W, Cin], emb [N, T] → [N, H', W', Cout]
+    func callAsFunction(_ x: Tensor, emb: Tensor) throws -> Tensor {
+        var h = try Ops.groupNorm(x, groups: groups, eps: eps, gamma: norm1g, beta: norm1b, silu: true)   // [N, H, W, Cin]
+        h = try Ops.conv2d(try resampled(h), conv1)                                                      // [N, H', W', Cout]
+        let t = try Ops.linear(try Ops.activation(emb, .silu), timeProj)                                  // [N, Cout or 2·Cout]
+        let c = conv1.outChannels
+        if scaleShift {
+            let tv = t.toArray(), n = x.shape[0]
+            var sc = [Float](), sh = [Float]()
+            for i in 0..<n { sc += tv[(i * 2 * c)..<(i * 2 * c + c)]; sh += tv[(i * 2 * c + c)..<((i + 1) * 2 * c)] }
+            h = try Ops.groupNorm(h, groups: groups, eps: eps, gamma: norm2g, beta: norm2b,
+                                  scale: try Tensor(shape: [n, c], values: sc), shift: try Tensor(shape: [n, c], values: sh), silu: true)
+        } else {
+            h = try Ops.groupNorm(try Ops.addChannelBias(h, t), groups: groups, eps: eps, gamma: norm2g, beta: norm2b, silu: true)
+        }
+        h = try Ops.conv2d(h, conv2)                                                                      // [N, H', W', Cout]
+        var skip = try resampled(x)
+        if let shortcut { skip = try Ops.conv2d(skip, shortcut) }
+        return try Ops.add(skip, h)
+    }
+}
