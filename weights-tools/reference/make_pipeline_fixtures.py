@@ -10,6 +10,7 @@ decoder.noise.{i}, super_res.latents, super_res.noise.{i}) and <out>.expected.sa
 The pipeline is built from components (from_pretrained of the hub layout is broken in diffusers >= 0.38).
 """
 import argparse
+import functools
 import json
 import os
 
@@ -117,6 +118,9 @@ def main():
 
     interp = pipeline_module.F.interpolate
 
+    # functools.wraps keeps F.interpolate's signature visible: the pipeline passes antialias=True only when
+    # inspect.signature(F.interpolate) lists it.
+    @functools.wraps(interp)
     def interpolate(x, *a, **kw):
         y = interp(x, *a, **kw)
         if kw.get("mode") == "bicubic":  # the pipeline's upscale (F is torch's module: the UNets call it too)
