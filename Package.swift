@@ -11,6 +11,7 @@ let package = Package(
     name: "unclip",
     products: [
         .library(name: "UnCLIP", targets: ["UnCLIP"]),
+        .executable(name: "unclip", targets: ["unclip"]),
         .executable(name: "unclip-bench", targets: ["unclip-bench"]),
         .executable(name: "unclip-weights", targets: ["unclip-weights"]),
     ],
@@ -45,6 +46,11 @@ let package = Package(
             name: "UnCLIP",
             dependencies: ["CKernels", "CImageIO"],
             path: "Sources/UnCLIP"
+        ),
+        .executableTarget(
+            name: "unclip",
+            dependencies: ["UnCLIP"],
+            path: "Sources/unclip"
         ),
         // Peak-measuring loops for the benchmark (register-only FMA/VNNI/AMX, streaming bandwidth).
         .target(
