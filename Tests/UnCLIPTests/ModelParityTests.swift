@@ -24,28 +24,33 @@ func nchwToNHWC(_ v: [Float], _ s: [Int]) -> [Float] {
     return out
 }
 
-/// The tiny Karlo fixture converted once per test run, and diffusers' recorded run on it.
+/// The tiny Karlo fixtures (weights-tools/reference/make_tiny_karlo.py) converted once per test run, and
+/// diffusers' recorded runs on them (make_pipeline_fixtures.py).
 enum TinyKarlo {
     /// Per module (f32): the parity target.
     static let moduleNMSE = 1e-6
+    /// decoder 8x8 + super-res 4x (+ image encoder), decoder 16x16 + 2x with three levels, decoder 32x32 + 2x.
+    static let configs = ["tiny-karlo", "tiny-karlo-16", "tiny-karlo-32"]
 
-    nonisolated(unsafe) static var files: [WeightType: ModelFile] = [:]
+    nonisolated(unsafe) static var files: [String: ModelFile] = [:]
     static let lock = NSLock()
 
-    static func model(_ type: WeightType = .f32) throws -> ModelFile {
+    static func model(_ type: WeightType = .f32, config: String = "tiny-karlo") throws -> ModelFile {
         lock.lock()
         defer { lock.unlock() }
-        if let m = files[type] { return m }
-        let dir = try temporaryDirectory("tinykarlo-\(type)")
-        let out = dir.appendingPathComponent("tiny-karlo-\(type).gguf").path
-        _ = try Converter.convert(modelDirectory: try Fixtures.url("tiny-karlo").path, output: out, options: ConvertOptions(type: type))
+        if let m = files["\(config)-\(type)"] { return m }
+        let dir = try temporaryDirectory("\(config)-\(type)")
+        let out = dir.appendingPathComponent("\(config)-\(type).gguf").path
+        _ = try Converter.convert(modelDirectory: try Fixtures.url(config).path, output: out, options: ConvertOptions(type: type))
         let m = try ModelFile(path: out)
-        files[type] = m
+        files["\(config)-\(type)"] = m
         return m
     }
 
-    static func expected() throws -> SafeTensorsFile { try SafeTensorsFile(path: try Fixtures.url("tiny-karlo-run.expected.safetensors").path) }
-    static func noise() throws -> SafeTensorsFile { try SafeTensorsFile(path: try Fixtures.url("tiny-karlo-run.noise.safetensors").path) }
+    static func expected(_ run: String = "tiny-karlo-run") throws -> SafeTensorsFile {
+        try SafeTensorsFile(path: try Fixtures.url("\(run).expected.safetensors").path)
+    }
+    static func noisePath(_ run: String = "tiny-karlo-run") throws -> String { try Fixtures.url("\(run).noise.safetensors").path }
 }
 
 extension SafeTensorsFile {

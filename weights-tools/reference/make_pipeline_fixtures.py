@@ -19,7 +19,9 @@ from safetensors.torch import save_file
 
 import diffusers.pipelines.deprecated.unclip.pipeline_unclip as pipeline_module
 import diffusers.schedulers.scheduling_unclip as scheduler_module
-from diffusers import PriorTransformer, UNet2DConditionModel, UNet2DModel, UnCLIPPipeline, UnCLIPScheduler
+import diffusers.pipelines.deprecated.unclip.pipeline_unclip_image_variation as variation_module
+from diffusers import (PriorTransformer, UNet2DConditionModel, UNet2DModel, UnCLIPImageVariationPipeline, UnCLIPPipeline,
+                       UnCLIPScheduler)
 from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
@@ -42,6 +44,73 @@ def load(model_dir):
         decoder_scheduler=UnCLIPScheduler.from_pretrained(j("decoder_scheduler")),
         super_res_scheduler=UnCLIPScheduler.from_pretrained(j("super_res_scheduler")),
     )
+
+
+def input_image(path):
+    """A fixed 48x40 RGB test image (shapes on a gradient), written as PNG; PIL reads it back as the pipeline's input."""
+    from PIL import Image, ImageDraw
+    img = Image.new("RGB", (48, 40))
+    px = img.load()
+    for y in range(40):
+        for x in range(48):
+            px[x, y] = (x * 5, y * 6, 128 + (x - y) * 2)
+    d = ImageDraw.Draw(img)
+    d.ellipse((6, 8, 22, 24), fill=(220, 50, 50))
+    d.rectangle((26, 14, 42, 30), fill=(50, 90, 220))
+    img.save(path)
+    return Image.open(path).convert("RGB")
+
+
+def run_variation(model_dir, out_prefix, decoder_steps, super_res_steps):
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+    base = load(model_dir)
+    pipe = UnCLIPImageVariationPipeline(
+        decoder=base.decoder, text_encoder=base.text_encoder, tokenizer=base.tokenizer, text_proj=base.text_proj,
+        feature_extractor=CLIPImageProcessor.from_pretrained(os.path.join(model_dir, "feature_extractor")),
+        image_encoder=CLIPVisionModelWithProjection.from_pretrained(os.path.join(model_dir, "image_encoder")),
+        super_res_first=base.super_res_first, super_res_last=base.super_res_last,
+        decoder_scheduler=base.decoder_scheduler, super_res_scheduler=base.super_res_scheduler)
+    image = input_image(out_prefix + ".input.png")
+    draws = []
+    original = variation_module.randn_tensor
+
+    def recording(shape, **kw):
+        t = original(shape, **kw)
+        draws.append(t.detach().clone())
+        return t
+    variation_module.randn_tensor = recording
+    scheduler_module.randn_tensor = recording
+    expected = {}
+    enc = pipe.image_encoder.forward
+
+    def image_encoder(*a, **kw):
+        out = enc(*a, **kw)
+        expected["image_encoder.in.pixel_values"] = (a[0] if a else kw["pixel_values"]).detach().clone().float()
+        expected["image_encoder.image_embeds"] = out.image_embeds.detach().clone().float()
+        return out
+    pipe.image_encoder.forward = image_encoder
+    sr_step = pipe.super_res_scheduler.step
+    sr_outputs = []
+
+    def step(*a, **kw):
+        out = sr_step(*a, **kw)
+        sr_outputs.append(out.prev_sample.detach().clone().float())
+        return out
+    pipe.super_res_scheduler.step = step
+    with torch.no_grad():
+        images = pipe(image, generator=torch.Generator().manual_seed(SEED), output_type="np",
+                      decoder_num_inference_steps=decoder_steps, super_res_num_inference_steps=super_res_steps).images
+    variation_module.randn_tensor = original
+    scheduler_module.randn_tensor = original
+    expected["super_res.image"] = sr_outputs[-1]
+    expected["image.uint8"] = torch.from_numpy((images * 255).round().astype("uint8")).float()
+    names = ["decoder.latents"] + [f"decoder.noise.{i}" for i in range(decoder_steps - 1)]
+    names += ["super_res.latents"] + [f"super_res.noise.{i}" for i in range(super_res_steps - 1)]
+    assert len(names) == len(draws), (len(names), len(draws))
+    meta = {"decoder_steps": str(decoder_steps), "super_res_steps": str(super_res_steps), "decoder_guidance": "8.0",
+            "seed": str(SEED), "torch": torch.__version__}
+    save_file({n: d.float().contiguous() for n, d in zip(names, draws)}, out_prefix + ".noise.safetensors", metadata=meta)
+    save_file({k: v.contiguous() for k, v in expected.items()}, out_prefix + ".expected.safetensors", metadata=meta)
 
 
 def main():
@@ -167,6 +236,11 @@ def main():
     save_file(noise, args.out_prefix + ".noise.safetensors", metadata=meta)
     save_file({k: v.detach().clone().contiguous() for k, v in expected.items()}, args.out_prefix + ".expected.safetensors", metadata=meta)
     print(json.dumps({k: list(v.shape) for k, v in expected.items()}, indent=0))
+    if os.path.isdir(os.path.join(args.model_dir, "image_encoder")):
+        pipeline_module.randn_tensor = original
+        scheduler_module.randn_tensor = original
+        pipeline_module.F.interpolate = interp
+        run_variation(args.model_dir, args.out_prefix + "-vary", args.decoder_steps, args.super_res_steps)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,7 @@ def build(cfg):
         sample_size=cfg["decoder_size"], in_channels=3, out_channels=6, layers_per_block=cfg["layers"],
         block_out_channels=ch, down_block_types=("ResnetDownsampleBlock2D",) + ("SimpleCrossAttnDownBlock2D",) * (len(ch) - 1),
         up_block_types=("SimpleCrossAttnUpBlock2D",) * (len(ch) - 1) + ("ResnetUpsampleBlock2D",),
-        mid_block_type="UNetMidBlock2DSimpleCrossAttn", attention_head_dim=8, cross_attention_dim=cross,
+        mid_block_type="UNetMidBlock2DSimpleCrossAttn", attention_head_dim=cfg.get("head_dim", 8), cross_attention_dim=cross,
         class_embed_type="identity", resnet_time_scale_shift="scale_shift", norm_num_groups=8, norm_eps=1e-5)
     sr = cfg["super_res_channels"]
 
@@ -113,6 +113,13 @@ def build(cfg):
     }
     models = {"text_encoder": text_encoder, "prior": prior, "text_proj": text_proj, "decoder": decoder,
               "super_res_first": super_res(), "super_res_last": super_res()}
+    if cfg.get("vision"):
+        from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+        v = cfg["vision"]
+        models["image_encoder"] = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=v["hidden"], intermediate_size=2 * v["hidden"], num_hidden_layers=2, num_attention_heads=2,
+            image_size=v["image_size"], patch_size=v["patch_size"], projection_dim=e, hidden_act="quick_gelu",
+            layer_norm_eps=1e-5))
     # Non-zero everything (diffusers zero-initialises some output layers, which would hide wiring mistakes).
     with torch.no_grad():
         for m in models.values():
@@ -122,8 +129,14 @@ def build(cfg):
     return models, schedulers
 
 
-def write_hub(out, models, schedulers):
+def write_hub(out, models, schedulers, cfg):
     write_tokenizer(os.path.join(out, "tokenizer"))
+    if cfg.get("vision"):
+        # CLIPImageProcessor with OpenAI's mean/std (Karlo's image-variations feature_extractor), scaled down.
+        from transformers import CLIPImageProcessor
+        size = cfg["vision"]["image_size"]
+        CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(
+            os.path.join(out, "feature_extractor"))
     for name, m in models.items():
         m.save_pretrained(os.path.join(out, name), safe_serialization=True)
     for name, s in schedulers.items():
@@ -136,13 +149,24 @@ def write_hub(out, models, schedulers):
              "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
              "text_proj": ["unclip", "UnCLIPTextProjModel"],            # as the hub's Karlo model_index has it
              "tokenizer": ["transformers", "CLIPTokenizer"]}
+    if "image_encoder" in models:
+        index["image_encoder"] = ["transformers", "CLIPVisionModelWithProjection"]
+        index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
     with open(os.path.join(out, "model_index.json"), "w") as f:
         json.dump(index, f, indent=2)
 
 
 CONFIGS = {
+    # decoder 8x8, super-res 4x, two levels, image encoder for variations
     "tiny-karlo": dict(embed_dim=16, text_hidden=16, cross_attention_dim=32, decoder_channels=(16, 32), layers=1,
-                       decoder_size=8, super_res_channels=(8, 16), super_res_factor=4),
+                       decoder_size=8, super_res_channels=(8, 16), super_res_factor=4,
+                       vision=dict(hidden=16, image_size=32, patch_size=8)),
+    # decoder 16x16, super-res 2x, three levels, two resnets per level, other widths and head counts
+    "tiny-karlo-16": dict(embed_dim=8, text_hidden=8, cross_attention_dim=16, decoder_channels=(16, 24, 32), layers=2,
+                          decoder_size=16, super_res_channels=(8, 16, 24), super_res_factor=2, head_dim=4),
+    # decoder 32x32, super-res 2x
+    "tiny-karlo-32": dict(embed_dim=8, text_hidden=8, cross_attention_dim=24, decoder_channels=(8, 16), layers=1,
+                          decoder_size=32, super_res_channels=(8, 8), super_res_factor=2),
 }
 
 
@@ -152,7 +176,7 @@ def main():
     args = ap.parse_args()
     cfg = CONFIGS[os.path.basename(os.path.normpath(args.out))]
     models, schedulers = build(cfg)
-    write_hub(args.out, models, schedulers)
+    write_hub(args.out, models, schedulers, cfg)
     total = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(args.out) for f in fs)
     print(f"wrote {args.out} ({total / 1e6:.1f} MB)")
 
