@@ -39,7 +39,8 @@ final class ConverterTests: XCTestCase {
         let m = try ModelFile(path: out)
         XCTAssertEqual(m.weightType, .f32)
         XCTAssertEqual(Set(m.components), ["decoder", "decoder_scheduler", "prior", "prior_scheduler", "super_res_first",
-                                          "super_res_last", "super_res_scheduler", "text_encoder", "text_proj", "tokenizer"])
+                                          "super_res_last", "super_res_scheduler", "text_encoder", "text_proj", "tokenizer",
+                                          "image_encoder", "feature_extractor"])
         XCTAssertEqual(m.gguf.value(TokenizerFiles.tokensKey)?.strings?.count, 49408)
         XCTAssertEqual(m.gguf.value(TokenizerFiles.mergesKey)?.strings?.count, 48894)
         XCTAssertEqual(m.gguf.value(TokenizerFiles.padKey), .u32(0))  // "!"
