@@ -7,6 +7,8 @@ let usage = """
       unclip generate "<prompt>" -m <model.gguf> -o <out.png> [--seed N | --noise <noise.safetensors>]
                      [--prior-steps 25] [--decoder-steps 25] [--super-res-steps 7]
                      [--prior-guidance 4.0] [--decoder-guidance 8.0] [--threads N] [--dump <stages.safetensors>]
+      unclip vary <image.png> -m <model.gguf> -o <out.png> [--seed N | --noise <noise.safetensors>]
+                     [--decoder-steps 25] [--super-res-steps 7] [--decoder-guidance 8.0] [--threads N] [--dump <stages.safetensors>]
       unclip tokenize -m <model.gguf> "<text>"...
     Defaults are diffusers' UnCLIPPipeline's. --noise replays the random draws a reference run recorded
     (weights-tools/reference/make_pipeline_fixtures.py); otherwise noise comes from --seed (default 0).
@@ -83,8 +85,12 @@ do {
         let tok = try CLIPTokenizer(file: try GGUFFile(path: modelPath))
         for text in args.positional { print("[" + tok.encode(text).ids.map(String.init).joined(separator: ",") + "]") }
 
-    case "generate":
-        guard args.positional.count == 1 else { die("generate takes one prompt (quote it), got \(args.positional.count)\n\(usage)", code: 2) }
+    case "generate", "vary":
+        let what = command == "generate" ? "one prompt (quote it)" : "one input image"
+        guard args.positional.count == 1 else { die("\(command) takes \(what), got \(args.positional.count)\n\(usage)", code: 2) }
+        if command == "vary", let f = ["--prior-steps", "--prior-guidance"].first(where: { args.values[$0] != nil }) {
+            die("\(f) does not apply to vary (variations use the image's embedding, no prior)", code: 2)
+        }
         guard let modelPath = args.values["--model"] else { die("generate needs -m <model.gguf>", code: 2) }
         guard let out = args.values["--output"] else { die("generate needs -o <out.png>", code: 2) }
         guard out.lowercased().hasSuffix(".png") else { die("the output must be a .png file (got '\(out)')", code: 2) }
@@ -105,17 +111,20 @@ do {
         let model = try ModelFile(path: modelPath)
         let pipe = try UnCLIPPipeline(model: model)
         let start = Date()
-        let (images, stages) = try pipe.generate(prompt: prompt, options: opts, noise: noise) { stage, step, total in
+        let report: ProgressHandler = { stage, step, total in
             FileHandle.standardError.write(Data(String(format: "\r%@ %d/%d  (%.1f s)   ", stage, step, total, Date().timeIntervalSince(start)).utf8))
             return true
         }
+        let (images, stages) = command == "generate"
+            ? try pipe.generate(prompt: prompt, options: opts, noise: noise, progress: report)
+            : try pipe.vary(image: try PNGImage.read(prompt), options: opts, noise: noise, progress: report)
         FileHandle.standardError.write(Data(String(format: "\rdone in %.1f s                \n", Date().timeIntervalSince(start)).utf8))
         if let dump = args.values["--dump"] { try stages.write(dump) }
         let name = model.gguf.value("general.name")?.string ?? (modelPath as NSString).lastPathComponent
         let text: [(String, String)] = [
-            ("prompt", prompt), ("noise", args.values["--noise"] ?? "seed \(seed)"),
-            ("steps", "prior \(opts.priorSteps), decoder \(opts.decoderSteps), super-res \(opts.superResSteps)"),
-            ("guidance", "prior \(opts.priorGuidance), decoder \(opts.decoderGuidance)"),
+            (command == "generate" ? "prompt" : "variation of", prompt), ("noise", args.values["--noise"] ?? "seed \(seed)"),
+            ("steps", (command == "generate" ? "prior \(opts.priorSteps), " : "") + "decoder \(opts.decoderSteps), super-res \(opts.superResSteps)"),
+            ("guidance", (command == "generate" ? "prior \(opts.priorGuidance), " : "") + "decoder \(opts.decoderGuidance)"),
             ("model", name), ("model hash", modelHash(modelPath)), ("Software", "unclip"),
         ]
         try images[0].write(out, text: text)

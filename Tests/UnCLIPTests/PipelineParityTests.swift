@@ -56,6 +56,31 @@ final class PipelineParityTests: XCTestCase {
         }
     }
 
+    func testVariationsF32MatchDiffusers() throws {
+        let exp = try TinyKarlo.expected("tiny-karlo-run-vary")
+        let pipe = try UnCLIPPipeline(model: try TinyKarlo.model(.f32))
+        let input = try PNGImage.read(try Fixtures.url("tiny-karlo-run-vary.input.png").path)
+        // The image processor's pixels (PIL bicubic in 8-bit fixed point) against transformers'.
+        let pixels = try CLIPImageProcessor(config: try TinyKarlo.model(.f32).config("feature_extractor")!)(input)
+        let want = nchwToNHWC(try exp.readFloats("image_encoder.in.pixel_values"), exp.shape("image_encoder.in.pixel_values"))
+        XCTAssertLessThanOrEqual(relMaxError(pixels.toArray(), want), 1e-6, "image processor")
+        var opts = GenerationOptions()
+        opts.decoderSteps = Int(exp.metadata.first { $0.0 == "decoder_steps" }!.1)!
+        opts.superResSteps = Int(exp.metadata.first { $0.0 == "super_res_steps" }!.1)!
+        let (images, stages) = try pipe.vary(image: input, options: opts, noise: try ReplayNoise(path: try TinyKarlo.noisePath("tiny-karlo-run-vary")))
+        let e = nmse(stages.imageEmbeds!.toArray(), try exp.readFloats("image_encoder.image_embeds"))
+        XCTAssertLessThanOrEqual(e, TinyKarlo.moduleNMSE, "image embeds")
+        let wantImage = try exp.readFloats("image.uint8").map { UInt8($0) }
+        let p = psnr(images[0].pixels, wantImage)
+        print("tiny-karlo variations f32 end to end: PSNR \(p) dB, image embeds NMSE \(e)")
+        XCTAssertGreaterThanOrEqual(p, PipelineParityTests.minPSNR)
+        let (q8, _) = try UnCLIPPipeline(model: try TinyKarlo.model(.q8)).vary(image: input, options: opts,
+                                                                               noise: try ReplayNoise(path: try TinyKarlo.noisePath("tiny-karlo-run-vary")))
+        let pq = psnr(q8[0].pixels, images[0].pixels)
+        print("tiny-karlo variations int8 vs f32: PSNR \(pq) dB")
+        XCTAssertGreaterThanOrEqual(pq, PipelineParityTests.int8FloorPSNR)
+    }
+
     /// int8 against f32 on the same noise. The target is 30 dB; measured (README): tiny-karlo 31.4,
     /// tiny-karlo-16 33.5, tiny-karlo-32 29.2 dB — the 8/16-channel random decoder of tiny-karlo-32 misses it
     /// (its convolutions cause it: keeping decoder convs in f32 gives 40.0 dB). This floor only catches a broken

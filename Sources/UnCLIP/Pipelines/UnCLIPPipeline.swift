@@ -54,12 +54,17 @@ public final class UnCLIPPipeline {
     public let model: ModelFile
     public let tokenizer: CLIPTokenizer
 
+    static let decoderComponents = ["text_encoder", "text_proj", "decoder", "super_res_first", "super_res_last",
+                                    "decoder_scheduler", "super_res_scheduler"]
+
     public init(model: ModelFile) throws {
         self.model = model
         tokenizer = try CLIPTokenizer(file: model.gguf)
-        for c in ["text_encoder", "prior", "text_proj", "decoder", "super_res_first", "super_res_last",
-                  "prior_scheduler", "decoder_scheduler", "super_res_scheduler"] where !model.components.contains(c) {
-            throw WeightsError(.malformed, file: model.path, "has no '\(c)' component: text-to-image needs the full Karlo set")
+    }
+
+    func requireComponents(_ names: [String], for what: String) throws {
+        for c in names where !model.components.contains(c) {
+            throw WeightsError(.malformed, file: model.path, "has no '\(c)' component, which \(what) needs (it has: \(model.components.joined(separator: ", ")))")
         }
     }
 
@@ -74,6 +79,7 @@ public final class UnCLIPPipeline {
     public func generate(prompt: String, options: GenerationOptions = GenerationOptions(), noise: NoiseSource,
                          progress: ProgressHandler? = nil) throws -> (images: [PNGImage], stages: StageOutputs) {
         try options.validate()
+        try requireComponents(UnCLIPPipeline.decoderComponents + ["prior", "prior_scheduler"], for: "text-to-image")
         var stages = StageOutputs()
         let cfg = options.priorGuidance > 1 || options.decoderGuidance > 1
         let (condIDs, condMask) = tokenizer.encode(prompt)
@@ -112,6 +118,36 @@ public final class UnCLIPPipeline {
         stages.imageEmbeds = imageEmbeds
 
         // Decoder.
+        let small = try decode(imageEmbeds: imageEmbeds, promptEmbeds: promptEmbeds, textHidden: textHidden, textMask: textMask,
+                               cfg: cfg, options: options, noise: noise, progress: progress)
+        stages.decoderImage = small
+        let final = try superResolve(small, options: options, noise: noise, progress: progress)
+        stages.superResImage = final
+        return (try UnCLIPPipeline.toImages(final), stages)
+    }
+
+    /// diffusers' UnCLIPImageVariationPipeline: the image's CLIP embedding replaces the prior's; the prompt is "".
+    public func vary(image: PNGImage, options: GenerationOptions = GenerationOptions(), noise: NoiseSource,
+                     progress: ProgressHandler? = nil) throws -> (images: [PNGImage], stages: StageOutputs) {
+        try options.validate()
+        try requireComponents(UnCLIPPipeline.decoderComponents + ["image_encoder", "feature_extractor"], for: "image variations")
+        var stages = StageOutputs()
+        stages.imageEmbedsName = "image_encoder.image_embeds"
+        let cfg = options.decoderGuidance > 1
+        let (ids, mask) = tokenizer.encode("")
+        let (promptEmbeds, textHidden): (Tensor, Tensor) = try {
+            let enc = try CLIPTextModelWithProjection(scope: try model.load("text_encoder"), config: try .init(try config("text_encoder")))
+            return try enc(cfg ? [ids, ids] : [ids])
+        }()
+        let textMask = Array(repeating: mask.map { $0 != 0 }, count: cfg ? 2 : 1)
+        stages.textEmbeds = try promptEmbeds.slice(dim: 0, 0..<1).contiguous()
+        stages.textHidden = try textHidden.slice(dim: 0, 0..<1).contiguous()
+        let imageEmbeds: Tensor = try {
+            let pixels = try CLIPImageProcessor(config: try config("feature_extractor"))(image)                     // [1, S, S, 3]
+            let enc = try CLIPVisionModelWithProjection(scope: try model.load("image_encoder"), config: try .init(try config("image_encoder")))
+            return try enc(pixels)                                                                                 // [1, E]
+        }()
+        stages.imageEmbeds = imageEmbeds
         let small = try decode(imageEmbeds: imageEmbeds, promptEmbeds: promptEmbeds, textHidden: textHidden, textMask: textMask,
                                cfg: cfg, options: options, noise: noise, progress: progress)
         stages.decoderImage = small
