@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+@testable import UnCLIP
+
+/// The unclip executable (built by `swift test` next to the test bundle).
+final class UnclipCLITests: XCTestCase {
+    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var exe = dir.appendingPathComponent("unclip")
+        if !FileManager.default.isExecutableFile(atPath: exe.path) { exe = dir.deletingLastPathComponent().appendingPathComponent("unclip") }
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+            XCTFail("unclip not built next to the tests (\(exe.path)); run `swift build` first")
+            throw XCTSkip("no executable")
+        }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = args
+        let o = Pipe(), e = Pipe()
+        p.standardOutput = o
+        p.standardError = e
+        try p.run()
+        let out = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, out, err)
+    }
+
+    func testGenerateVaryTokenizeAndBadInputs() throws {
+        let work = try temporaryDirectory("unclipcli")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = try TinyKarlo.model(.f32).path
+        let out = work.appendingPathComponent("a.png").path, dump = work.appendingPathComponent("d.safetensors").path
+        var r = try run(["generate", "a red circle on top of a blue square", "-m", model, "-o", out,
+                         "--noise", try TinyKarlo.noisePath(), "--dump", dump])
+        XCTAssertEqual(r.code, 0, r.err)
+        let img = try PNGImage.read(out)
+        let want = try TinyKarlo.expected().readFloats("image.uint8").map { UInt8($0) }
+        XCTAssertEqual(psnr(img.pixels, want), .infinity)  // the CLI reproduces diffusers' bytes on this fixture
+        let d = try SafeTensorsFile(path: dump)
+        XCTAssertEqual(Set(d.tensors.map(\.name)), ["text.embeds", "text.hidden", "prior.image_embeds", "decoder.image", "super_res.image"])
+        XCTAssertEqual(d.info("decoder.image")?.shape, [1, 3, 8, 8])
+        XCTAssertNotNil(try Data(contentsOf: URL(fileURLWithPath: out)).range(of: Data("a red circle on top of a blue square".utf8)))
+        // Seeded runs are deterministic.
+        let s1 = work.appendingPathComponent("s1.png").path, s2 = work.appendingPathComponent("s2.png").path
+        XCTAssertEqual(try run(["generate", "x", "-m", model, "-o", s1, "--seed", "7", "--prior-steps", "3", "--decoder-steps", "3", "--super-res-steps", "2"]).code, 0)
+        XCTAssertEqual(try run(["generate", "x", "-m", model, "-o", s2, "--seed", "7", "--prior-steps", "3", "--decoder-steps", "3", "--super-res-steps", "2"]).code, 0)
+        XCTAssertEqual(try PNGImage.read(s1), try PNGImage.read(s2))
+        r = try run(["vary", try Fixtures.url("tiny-karlo-run-vary.input.png").path, "-m", model, "-o", work.appendingPathComponent("v.png").path,
+                     "--noise", try TinyKarlo.noisePath("tiny-karlo-run-vary")])
+        XCTAssertEqual(r.code, 0, r.err)
+        r = try run(["tokenize", "-m", model, "a red circle", ""])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.hasPrefix("[49406,320,736,7117,49407,0"), r.out)
+        // Usage errors: exit 2.
+        for args in [["generate"], ["generate", "x", "-m", model], ["generate", "x", "-m", model, "-o", "y.jpg"],
+                     ["generate", "x", "-m", model, "-o", "y.png", "--prior-steps", "1"], ["generate", "x", "-m", model, "-o", "y.png", "--seed", "-3"],
+                     ["generate", "x", "-m", model, "-o", "y.png", "--decoder-guidance", "nan"], ["vary", "x.png", "-m", model, "-o", "y.png", "--prior-guidance", "2"],
+                     ["generate", "x", "-m", model, "-o", "y.png", "--bogus"], ["paint"]] {
+            r = try run(args)
+            XCTAssertEqual(r.code, 2, "\(args): \(r.err)")
+        }
+        // Bad files: exit 1 with the path; nothing written.
+        let bad = work.appendingPathComponent("bad.png").path
+        for args in [["generate", "x", "-m", work.appendingPathComponent("none.gguf").path, "-o", bad],
+                     ["generate", "x", "-m", dump, "-o", bad],
+                     ["generate", "x", "-m", model, "-o", bad, "--noise", try TinyKarlo.noisePath("tiny-karlo-run-vary")],
+                     ["vary", dump, "-m", model, "-o", bad],
+                     ["generate", "x", "-m", model, "-o", "/nonexistent-dir/o.png"]] {
+            r = try run(args)
+            XCTAssertEqual(r.code, 1, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.hasPrefix("unclip: "), r.err)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bad))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work.path).filter { $0.hasSuffix(".tmp") }, [])
+    }
+}
