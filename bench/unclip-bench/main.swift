@@ -16,11 +16,15 @@ struct Options {
     var json: String?
     var markdown: String?
     var openblasOnly = false
+    var command = "kernels"
+    var model: String?
+    var diffusers: String?
 }
 
 func usage() -> String {
     """
     usage: unclip-bench kernels [--quick] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
+           unclip-bench pipeline -m model.gguf [--diffusers <hub-dir>] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
       --quick        smaller spatial sizes and fewer repeats (about a minute)
       --threads N    kernel threads (default: UNCLIP_THREADS or the online cores)
       --repeats N    timed runs per case after one warm-up (default 5, quick 3)
@@ -36,8 +40,9 @@ func fail(_ message: String) -> Never {
 
 func parse(_ args: [String]) -> Options {
     guard let cmd = args.first else { fail("missing command\n" + usage()) }
-    guard cmd == "kernels" else { fail("unknown command '\(cmd)'\n" + usage()) }
+    guard cmd == "kernels" || cmd == "pipeline" else { fail("unknown command '\(cmd)'\n" + usage()) }
     var o = Options()
+    o.command = cmd
     var i = 1
     func value(_ flag: String) -> String {
         i += 1
@@ -54,6 +59,8 @@ func parse(_ args: [String]) -> Options {
         case "--repeats":
             guard let n = Int(value("--repeats")), (1...1000).contains(n) else { fail("--repeats must be an integer in 1...1000") }
             o.repeats = n
+        case "-m", "--model": o.model = value("-m")
+        case "--diffusers": o.diffusers = value("--diffusers")
         case "--json": o.json = value("--json")
         case "--markdown": o.markdown = value("--markdown")
         case "-h", "--help":
@@ -96,6 +103,18 @@ let opts = parse(Array(CommandLine.arguments.dropFirst()))
 ck_set_threads(Int32(opts.threads))
 ck_openblas_set_threads(Int32(opts.threads))
 let repeats = opts.repeats ?? (opts.quick ? 3 : 5)
+
+if opts.command == "pipeline" {
+    guard let model = opts.model else { fail("pipeline needs -m <model.gguf>") }
+    do {
+        try PipelineBench.run(model: model, diffusers: opts.diffusers, repeats: opts.repeats ?? 3, threads: opts.threads,
+                              json: opts.json, markdown: opts.markdown)
+    } catch {
+        FileHandle.standardError.write(Data("unclip-bench: \(error)\n".utf8))
+        exit(1)
+    }
+    exit(0)
+}
 
 if opts.openblasOnly {
     // Child mode: OpenBLAS timings only, as JSON on stdout (the parent set OPENBLAS_CORETYPE).
