@@ -260,3 +260,13 @@ private struct JSONParser {
         return .number(double: d, int: integral ? Int64(text) : nil)
     }
 }
+
+extension JSON {
+    /// A positive integer config value below 2^20 (`fallback` when absent), or a typed error naming the config.
+    func positiveInt(_ key: String, in what: String, fallback: Int? = nil) throws -> Int {
+        guard let v = self[key]?.int.map(Int.init) ?? fallback, v > 0, v < 1 << 20 else {
+            throw UnCLIPError.invalidArgument(name: "\(what) config", detail: "\(key) is missing or invalid")
+        }
+        return v
+    }
+}

@@ -71,3 +71,27 @@ enum Fixtures {
         return u
     }
 }
+
+/// Runs one of the package's executables (built by `swift test` next to the test bundle).
+func runExecutable(_ name: String, _ args: [String]) throws -> (code: Int32, out: String, err: String) {
+    let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    var exe = dir.appendingPathComponent(name)
+    if !FileManager.default.isExecutableFile(atPath: exe.path) {  // xctest bundles nest one level deeper on some layouts
+        exe = dir.deletingLastPathComponent().appendingPathComponent(name)
+    }
+    guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+        XCTFail("\(name) not built next to the tests (\(exe.path)); run `swift build` first")
+        throw XCTSkip("no executable")
+    }
+    let p = Process()
+    p.executableURL = exe
+    p.arguments = args
+    let o = Pipe(), e = Pipe()
+    p.standardOutput = o
+    p.standardError = e
+    try p.run()
+    let out = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, out, err)
+}

@@ -4,26 +4,7 @@ import XCTest
 
 /// The unclip executable (built by `swift test` next to the test bundle).
 final class UnclipCLITests: XCTestCase {
-    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var exe = dir.appendingPathComponent("unclip")
-        if !FileManager.default.isExecutableFile(atPath: exe.path) { exe = dir.deletingLastPathComponent().appendingPathComponent("unclip") }
-        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
-            XCTFail("unclip not built next to the tests (\(exe.path)); run `swift build` first")
-            throw XCTSkip("no executable")
-        }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = args
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o
-        p.standardError = e
-        try p.run()
-        let out = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out, err)
-    }
+    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) { try runExecutable("unclip", args) }
 
     func testGenerateVaryTokenizeAndBadInputs() throws {
         let work = try temporaryDirectory("unclipcli")

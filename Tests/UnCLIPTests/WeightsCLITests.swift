@@ -4,28 +4,7 @@ import XCTest
 
 /// The unclip-weights executable (built by `swift test` next to the test bundle): exit codes and messages.
 final class WeightsCLITests: XCTestCase {
-    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        var exe = dir.appendingPathComponent("unclip-weights")
-        if !FileManager.default.isExecutableFile(atPath: exe.path) {  // xctest bundles nest one level deeper on some layouts
-            exe = dir.deletingLastPathComponent().appendingPathComponent("unclip-weights")
-        }
-        guard FileManager.default.isExecutableFile(atPath: exe.path) else {
-            XCTFail("unclip-weights not built next to the tests (\(exe.path)); run `swift build` first")
-            throw XCTSkip("no executable")
-        }
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = args
-        let o = Pipe(), e = Pipe()
-        p.standardOutput = o
-        p.standardError = e
-        try p.run()
-        let out = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: e.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out, err)
-    }
+    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) { try runExecutable("unclip-weights", args) }
 
     func testUsageErrorsExitTwo() throws {
         for args in [[], ["frobnicate"], ["convert", "x"], ["convert", "x", "-o", "y", "--type", "q9"], ["convert", "-o"],

@@ -19,6 +19,14 @@ enum PipelineBench {
         return s.sorted()[s.count / 2]
     }
 
+    /// VmHWM of this process (ru_maxrss is not used: Linux carries a parent's peak into its children).
+    static func peakRSSMB() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
+    }
+
     static func randn(_ n: Int, seed: UInt64) throws -> [Float] { try SeededNoise(seed: seed).draw("x", shape: [n]) }
 
     static func run(model path: String, diffusers: String?, repeats: Int, threads: Int, json: String?, markdown: String?) throws {
@@ -64,9 +72,7 @@ enum PipelineBench {
             let sample = try Tensor(shape: [1, s, s, c.inChannels], values: try randn(s * s * c.inChannels, seed: 5))
             secs.append(("super_res_step", try median(max(1, repeats - 1)) { _ = try unet(sample, timestep: 500) }))
         }
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let rssMB = Double(usage.ru_maxrss) / 1024
+        let rssMB = peakRSSMB()
         // Peer: diffusers/PyTorch on the hub directory the file was converted from.
         var peer: [String: Double] = [:]
         var peerInfo = ""

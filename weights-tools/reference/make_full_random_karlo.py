@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import save_file
 
 sys.path.insert(0, os.path.dirname(__file__))
-from make_tiny_karlo import write_tokenizer  # noqa: E402
+from make_tiny_karlo import karlo_model_index, write_tokenizer  # noqa: E402
 
 
 def models():
@@ -74,13 +74,7 @@ def main():
                      "super_res_scheduler": dict(variance_type="fixed_small_log", prediction_type="epsilon")}.items():
         UnCLIPScheduler(**kw).save_pretrained(os.path.join(args.out, name))
     write_tokenizer(os.path.join(args.out, "tokenizer"))
-    index = {"_class_name": "UnCLIPPipeline", "_diffusers_version": "0.42.1",
-             "decoder": ["diffusers", "UNet2DConditionModel"], "decoder_scheduler": ["diffusers", "UnCLIPScheduler"],
-             "prior": ["diffusers", "PriorTransformer"], "prior_scheduler": ["diffusers", "UnCLIPScheduler"],
-             "super_res_first": ["diffusers", "UNet2DModel"], "super_res_last": ["diffusers", "UNet2DModel"],
-             "super_res_scheduler": ["diffusers", "UnCLIPScheduler"],
-             "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
-             "text_proj": ["unclip", "UnCLIPTextProjModel"], "tokenizer": ["transformers", "CLIPTokenizer"]}
+    index = karlo_model_index()
     with open(os.path.join(args.out, "model_index.json"), "w") as f:
         json.dump(index, f, indent=2)
     print(f"total: {total / 1e9:.3f}B parameters in {args.out}")

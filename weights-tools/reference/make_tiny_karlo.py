@@ -129,6 +129,17 @@ def build(cfg):
     return models, schedulers
 
 
+def karlo_model_index():
+    """kakaobrain/karlo-v1-alpha's model_index.json (text_proj listed under "unclip", as the hub has it)."""
+    return {"_class_name": "UnCLIPPipeline", "_diffusers_version": "0.42.1",
+            "decoder": ["diffusers", "UNet2DConditionModel"], "decoder_scheduler": ["diffusers", "UnCLIPScheduler"],
+            "prior": ["diffusers", "PriorTransformer"], "prior_scheduler": ["diffusers", "UnCLIPScheduler"],
+            "super_res_first": ["diffusers", "UNet2DModel"], "super_res_last": ["diffusers", "UNet2DModel"],
+            "super_res_scheduler": ["diffusers", "UnCLIPScheduler"],
+            "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
+            "text_proj": ["unclip", "UnCLIPTextProjModel"], "tokenizer": ["transformers", "CLIPTokenizer"]}
+
+
 def write_hub(out, models, schedulers, cfg):
     write_tokenizer(os.path.join(out, "tokenizer"))
     if cfg.get("vision"):
@@ -141,14 +152,7 @@ def write_hub(out, models, schedulers, cfg):
         m.save_pretrained(os.path.join(out, name), safe_serialization=True)
     for name, s in schedulers.items():
         s.save_pretrained(os.path.join(out, name))
-    index = {"_class_name": "UnCLIPPipeline", "_diffusers_version": "0.42.1",
-             "decoder": ["diffusers", "UNet2DConditionModel"], "decoder_scheduler": ["diffusers", "UnCLIPScheduler"],
-             "prior": ["diffusers", "PriorTransformer"], "prior_scheduler": ["diffusers", "UnCLIPScheduler"],
-             "super_res_first": ["diffusers", "UNet2DModel"], "super_res_last": ["diffusers", "UNet2DModel"],
-             "super_res_scheduler": ["diffusers", "UnCLIPScheduler"],
-             "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
-             "text_proj": ["unclip", "UnCLIPTextProjModel"],            # as the hub's Karlo model_index has it
-             "tokenizer": ["transformers", "CLIPTokenizer"]}
+    index = karlo_model_index()
     if "image_encoder" in models:
         index["image_encoder"] = ["transformers", "CLIPVisionModelWithProjection"]
         index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]

@@ -10,10 +10,18 @@ Prints one JSON object: {"torch": version, "threads": n, "seconds": {"text_encod
 import argparse
 import json
 import os
-import resource
 import time
 
 import torch
+
+
+def peak_rss_mb():
+    """VmHWM of this process (ru_maxrss would include a parent's peak: Linux carries it across fork/exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def best_of(fn, repeats):
@@ -60,7 +68,7 @@ def main():
         s = sr.config.sample_size
         out["super_res_step"] = best_of(lambda: sr(torch.randn(1, 6, s, s), 500), max(1, args.repeats - 1))
     print(json.dumps({"torch": torch.__version__, "threads": args.threads, "seconds": out,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": peak_rss_mb()}))
 
 
 if __name__ == "__main__":

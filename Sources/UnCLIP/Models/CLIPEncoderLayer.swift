@@ -35,10 +35,7 @@ struct CLIPTowerConfig {
     let activation: Ops.Activation
 
     init(_ c: JSON, what: String) throws {
-        func int(_ k: String) throws -> Int {
-            guard let v = c[k]?.int, v > 0, v < 1 << 20 else { throw UnCLIPError.invalidArgument(name: "\(what) config", detail: "\(k) is missing or invalid") }
-            return Int(v)
-        }
+        func int(_ k: String) throws -> Int { try c.positiveInt(k, in: what) }
         hiddenSize = try int("hidden_size")
         heads = try int("num_attention_heads")
         layers = try int("num_hidden_layers")

@@ -8,11 +8,7 @@ public final class PriorTransformer: @unchecked Sendable {
         public var inner: Int { heads * headDim }
 
         public init(_ c: JSON) throws {
-            func int(_ k: String, _ d: Int) throws -> Int {
-                let v = c[k]?.int.map(Int.init) ?? d
-                guard v > 0, v < 1 << 20 else { throw UnCLIPError.invalidArgument(name: "prior config", detail: "\(k) = \(v)") }
-                return v
-            }
+            func int(_ k: String, _ d: Int) throws -> Int { try c.positiveInt(k, in: "prior", fallback: d) }
             heads = try int("num_attention_heads", 32)
             headDim = try int("attention_head_dim", 64)
             layers = try int("num_layers", 20)

@@ -21,10 +21,7 @@ public final class UNet: @unchecked Sendable {
         /// From a UNet2DConditionModel (`conditioned`) or UNet2DModel config.json.
         public init(_ c: JSON, conditioned: Bool) throws {
             func bad(_ d: String) -> UnCLIPError { .invalidArgument(name: conditioned ? "decoder config" : "super-res config", detail: d) }
-            func int(_ k: String) throws -> Int {
-                guard let v = c[k]?.int, v > 0, v < 1 << 20 else { throw bad("\(k) is missing or invalid") }
-                return Int(v)
-            }
+            func int(_ k: String) throws -> Int { try c.positiveInt(k, in: conditioned ? "decoder" : "super-res") }
             guard let ch = c["block_out_channels"]?.array?.compactMap({ $0.int.map(Int.init) }), !ch.isEmpty, ch.allSatisfy({ $0 > 0 && $0 < 1 << 16 }) else {
                 throw bad("block_out_channels is missing or invalid")
             }

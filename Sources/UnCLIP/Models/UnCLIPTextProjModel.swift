@@ -4,10 +4,7 @@ public final class UnCLIPTextProjModel: @unchecked Sendable {
     public struct Config: Sendable {
         public let extraTokens, clipDim, timeEmbedDim, crossAttentionDim: Int
         public init(_ c: JSON) throws {
-            func int(_ k: String) throws -> Int {
-                guard let v = c[k]?.int, v > 0, v < 1 << 20 else { throw UnCLIPError.invalidArgument(name: "text_proj config", detail: "\(k) is missing or invalid") }
-                return Int(v)
-            }
+            func int(_ k: String) throws -> Int { try c.positiveInt(k, in: "text_proj") }
             extraTokens = Int(c["clip_extra_context_tokens"]?.int ?? 4)
             clipDim = try int("clip_embeddings_dim")
             timeEmbedDim = try int("time_embed_dim")

@@ -117,13 +117,8 @@ public final class UnCLIPPipeline {
         }()
         stages.imageEmbeds = imageEmbeds
 
-        // Decoder.
-        let small = try decode(imageEmbeds: imageEmbeds, promptEmbeds: promptEmbeds, textHidden: textHidden, textMask: textMask,
-                               cfg: cfg, options: options, noise: noise, progress: progress)
-        stages.decoderImage = small
-        let final = try superResolve(small, options: options, noise: noise, progress: progress)
-        stages.superResImage = final
-        return (try UnCLIPPipeline.toImages(final), stages)
+        return try decodeAndUpscale(imageEmbeds: imageEmbeds, promptEmbeds: promptEmbeds, textHidden: textHidden, textMask: textMask,
+                                    cfg: cfg, options: options, noise: noise, progress: progress, stages: stages)
     }
 
     /// diffusers' UnCLIPImageVariationPipeline: the image's CLIP embedding replaces the prior's; the prompt is "".
@@ -148,6 +143,15 @@ public final class UnCLIPPipeline {
             return try enc(pixels)                                                                                 // [1, E]
         }()
         stages.imageEmbeds = imageEmbeds
+        return try decodeAndUpscale(imageEmbeds: imageEmbeds, promptEmbeds: promptEmbeds, textHidden: textHidden, textMask: textMask,
+                                    cfg: cfg, options: options, noise: noise, progress: progress, stages: stages)
+    }
+
+    /// The stages both pipelines share: text_proj + decoder, then super-resolution and conversion to uint8.
+    func decodeAndUpscale(imageEmbeds: Tensor, promptEmbeds: Tensor, textHidden: Tensor, textMask: [[Bool]], cfg: Bool,
+                          options: GenerationOptions, noise: NoiseSource, progress: ProgressHandler?,
+                          stages: StageOutputs) throws -> (images: [PNGImage], stages: StageOutputs) {
+        var stages = stages
         let small = try decode(imageEmbeds: imageEmbeds, promptEmbeds: promptEmbeds, textHidden: textHidden, textMask: textMask,
                                cfg: cfg, options: options, noise: noise, progress: progress)
         stages.decoderImage = small
