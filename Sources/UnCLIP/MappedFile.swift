@@ -80,4 +80,19 @@ public final class MappedRegion: @unchecked Sendable {
     }
 
     deinit { munmap(base, length) }
+
+    /// Drops the mapping's resident pages (MADV_DONTNEED). The mapping stays valid: a later read faults the page
+    /// back in from the file. Used after f32 weights were packed into their own buffers, so that the packed copy is
+    /// not held twice.
+    public func dropResidentPages() {
+        madvise(base, length, Int32(MADV_DONTNEED))
+    }
+
+    /// The same for the whole pages inside [offset, offset+count) of `data` (neighbours' pages are kept).
+    public func dropResidentPages(offset: Int, count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = data - UnsafeRawPointer(base) + offset
+        let lo = (start + page - 1) / page * page, hi = (start + count) / page * page
+        if hi > lo { madvise(base + lo, hi - lo, Int32(MADV_DONTNEED)) }
+    }
 }

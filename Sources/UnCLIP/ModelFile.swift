@@ -95,6 +95,12 @@ public final class ComponentScope: @unchecked Sendable {
 
     public var names: [String] { byName.keys.sorted() }
 
+    /// After a model is built from an f32/f16 scope its large weights live in packed copies: drop the mapped pages
+    /// (they fault back in if a mapped tensor is read again). A no-op for q8 files, whose weights are used in place.
+    public func releasePackedSources() {
+        if file.weightType != .q8 { region?.dropResidentPages() }
+    }
+
     func info(_ name: String) throws -> GGUFTensorInfo {
         guard let t = byName[name] else { throw WeightsError(.tensor, file: file.path, tensor: "\(component).\(name)", "missing") }
         return t
@@ -145,7 +151,15 @@ public final class ComponentScope: @unchecked Sendable {
             if let bias { try require(bias.count == shape[0], "linear", "bias of \(w.name) has \(bias.count) values for \(shape[0]) outputs") }
             return LinearWeight(packed: try q8Matrix(w, n: shape[0]), outFeatures: shape[0], inFeatures: shape[1], bias: bias?.toArray())
         }
-        return try LinearWeight(weight: try tensor(prefix + ".weight"), bias: bias, quantize: quantize)
+        let lw = try LinearWeight(weight: try tensor(prefix + ".weight"), bias: bias, quantize: quantize)
+        dropPages(w)
+        return lw
+    }
+
+    /// The packed copy now holds this weight: let its mapped pages go (they fault back in if read again), so a
+    /// component's f32 weights are not resident twice while the model is built.
+    func dropPages(_ t: GGUFTensorInfo) {
+        region?.dropResidentPages(offset: t.offset - base, count: t.byteCount)
     }
 
     /// `<prefix>.weight` [Cout, Cin, kh, kw] and `<prefix>.bias` if present.
@@ -158,6 +172,8 @@ public final class ComponentScope: @unchecked Sendable {
             if let bias { try require(bias.count == shape[0], "conv2d", "bias of \(w.name) has \(bias.count) values for \(shape[0]) outputs") }
             return try Conv2dWeight(packed: try q8Matrix(w, n: shape[0]), shape: shape, bias: bias?.toArray(), stride: stride, padding: padding)
         }
-        return try Conv2dWeight(weight: try tensor(prefix + ".weight"), bias: bias, stride: stride, padding: padding, quantize: quantize)
+        let cw = try Conv2dWeight(weight: try tensor(prefix + ".weight"), bias: bias, stride: stride, padding: padding, quantize: quantize)
+        dropPages(w)
+        return cw
     }
 }

@@ -39,13 +39,17 @@ enum PipelineBench {
         let ids = [[Int32]](repeating: [49406, 49407] + [Int32](repeating: 0, count: 75), count: 2)
         let mask = [[Bool]](repeating: [true, true] + [Bool](repeating: false, count: 75), count: 2)
         let (embeds, hidden): (Tensor, Tensor) = try {
-            let te = try CLIPTextModelWithProjection(scope: try m.load("text_encoder"), config: try .init(try cfg("text_encoder")))
+            let scope = try m.load("text_encoder")
+            let te = try CLIPTextModelWithProjection(scope: scope, config: try .init(try cfg("text_encoder")))
+            scope.releasePackedSources()
             var out: (Tensor, Tensor)? = nil
             secs.append(("text_encoder", try median(repeats) { out = try te(ids) }))
             return out!
         }()
         do {
-            let prior = try PriorTransformer(scope: try m.load("prior"), config: try .init(try cfg("prior")))
+            let scope = try m.load("prior")
+            let prior = try PriorTransformer(scope: scope, config: try .init(try cfg("prior")))
+            scope.releasePackedSources()
             let e = prior.config.embeddingDim
             let x = try Tensor(shape: [2, e], values: try randn(2 * e, seed: 1))
             secs.append(("prior_step", try median(repeats) {
@@ -54,7 +58,9 @@ enum PipelineBench {
         }
         do {
             let c = try UNet.Config(try cfg("decoder"), conditioned: true)
-            let unet = try UNet(scope: try m.load("decoder"), config: c)
+            let scope = try m.load("decoder")
+            let unet = try UNet(scope: scope, config: c)
+            scope.releasePackedSources()
             let tp = try UnCLIPTextProjModel.Config(try cfg("text_proj"))
             let s = c.sampleSize
             let sample = try Tensor(shape: [2, s, s, c.inChannels], values: try randn(2 * s * s * c.inChannels, seed: 2))
@@ -67,7 +73,9 @@ enum PipelineBench {
         }
         do {
             let c = try UNet.Config(try cfg("super_res_first"), conditioned: false)
-            let unet = try UNet(scope: try m.load("super_res_first"), config: c)
+            let scope = try m.load("super_res_first")
+            let unet = try UNet(scope: scope, config: c)
+            scope.releasePackedSources()
             let s = c.sampleSize
             let sample = try Tensor(shape: [1, s, s, c.inChannels], values: try randn(s * s * c.inChannels, seed: 5))
             secs.append(("super_res_step", try median(max(1, repeats - 1)) { _ = try unet(sample, timestep: 500) }))

@@ -68,6 +68,14 @@ public final class UnCLIPPipeline {
         }
     }
 
+    /// Maps a component, builds its model, then lets go of the pages its packed weights were copied from.
+    func build<M>(_ component: String, _ make: (ComponentScope) throws -> M) throws -> M {
+        let scope = try model.load(component)
+        let m = try make(scope)
+        scope.releasePackedSources()
+        return m
+    }
+
     func config(_ c: String) throws -> JSON {
         guard let j = model.config(c) else { throw WeightsError(.malformed, file: model.path, "component '\(c)' has no config") }
         return j
@@ -88,7 +96,7 @@ public final class UnCLIPPipeline {
 
         // Text encoder: [uncond; cond] with guidance.
         let (promptEmbeds, textHidden): (Tensor, Tensor) = try {
-            let enc = try CLIPTextModelWithProjection(scope: try model.load("text_encoder"), config: try .init(try config("text_encoder")))
+            let enc = try build("text_encoder") { try CLIPTextModelWithProjection(scope: $0, config: try .init(try config("text_encoder"))) }
             return try enc(cfg ? [uncondIDs, condIDs] : [condIDs])
         }()
         let textMask = (cfg ? [uncondMask, condMask] : [condMask]).map { $0.map { $0 != 0 } }
@@ -98,7 +106,7 @@ public final class UnCLIPPipeline {
 
         // Prior.
         let imageEmbeds: Tensor = try {
-            let prior = try PriorTransformer(scope: try model.load("prior"), config: try .init(try config("prior")))
+            let prior = try build("prior") { try PriorTransformer(scope: $0, config: try .init(try config("prior"))) }
             let sched = try scheduler("prior_scheduler")
             let ts = try sched.timesteps(options.priorSteps)
             var x = try noise.draw("prior.latents", shape: [b, prior.config.embeddingDim])                 // [B, E]
@@ -131,7 +139,7 @@ public final class UnCLIPPipeline {
         let cfg = options.decoderGuidance > 1
         let (ids, mask) = tokenizer.encode("")
         let (promptEmbeds, textHidden): (Tensor, Tensor) = try {
-            let enc = try CLIPTextModelWithProjection(scope: try model.load("text_encoder"), config: try .init(try config("text_encoder")))
+            let enc = try build("text_encoder") { try CLIPTextModelWithProjection(scope: $0, config: try .init(try config("text_encoder"))) }
             return try enc(cfg ? [ids, ids] : [ids])
         }()
         let textMask = Array(repeating: mask.map { $0 != 0 }, count: cfg ? 2 : 1)
@@ -139,7 +147,7 @@ public final class UnCLIPPipeline {
         stages.textHidden = try textHidden.slice(dim: 0, 0..<1).contiguous()
         let imageEmbeds: Tensor = try {
             let pixels = try CLIPImageProcessor(config: try config("feature_extractor"))(image)                     // [1, S, S, 3]
-            let enc = try CLIPVisionModelWithProjection(scope: try model.load("image_encoder"), config: try .init(try config("image_encoder")))
+            let enc = try build("image_encoder") { try CLIPVisionModelWithProjection(scope: $0, config: try .init(try config("image_encoder"))) }
             return try enc(pixels)                                                                                 // [1, E]
         }()
         stages.imageEmbeds = imageEmbeds
@@ -169,11 +177,11 @@ public final class UnCLIPPipeline {
     func decode(imageEmbeds: Tensor, promptEmbeds: Tensor, textHidden: Tensor, textMask: [[Bool]], cfg: Bool,
                 options: GenerationOptions, noise: NoiseSource, progress: ProgressHandler?) throws -> Tensor {
         let b = imageEmbeds.shape[0]
-        let tp = try UnCLIPTextProjModel(scope: try model.load("text_proj"), config: try .init(try config("text_proj")))
+        let tp = try build("text_proj") { try UnCLIPTextProjModel(scope: $0, config: try .init(try config("text_proj"))) }
         let (context, additive) = try tp(imageEmbeddings: imageEmbeds, promptEmbeds: promptEmbeds, textHiddenStates: textHidden,
                                          classifierFreeGuidance: cfg)
         let contextMask = textMask.map { [Bool](repeating: true, count: tp.config.extraTokens) + $0 }
-        let unet = try UNet(scope: try model.load("decoder"), config: try .init(try config("decoder"), conditioned: true))
+        let unet = try build("decoder") { try UNet(scope: $0, config: try .init(try config("decoder"), conditioned: true)) }
         let sched = try scheduler("decoder_scheduler")
         let ts = try sched.timesteps(options.decoderSteps)
         let (s, c) = (unet.config.sampleSize, unet.config.inChannels)
@@ -220,14 +228,14 @@ public final class UnCLIPPipeline {
         try require(cfgFirst.inChannels == 2 * c, "super-res", "in_channels \(cfgFirst.inChannels) must be twice the image's \(c)")
         let up = try Ops.resizeBicubicAntialias(small, height: size, width: size)                          // [B, H, W, 3]
         var x = try noise.draw("super_res.latents", shape: [b, c, size, size])
-        var first: UNet? = try UNet(scope: try model.load("super_res_first"), config: cfgFirst)
+        var first: UNet? = try build("super_res_first") { try UNet(scope: $0, config: cfgFirst) }
         for (i, t) in ts.enumerated() {
             if let progress, !progress("super_res", i + 1, ts.count) { throw CancelledError() }
             let last = i == ts.count - 1
             let unet: UNet
             if last {
                 first = nil  // release super_res_first before mapping super_res_last
-                unet = try UNet(scope: try model.load("super_res_last"), config: try .init(try config("super_res_last"), conditioned: false))
+                unet = try build("super_res_last") { try UNet(scope: $0, config: try .init(try config("super_res_last"), conditioned: false)) }
             } else {
                 unet = first!
             }
