@@ -7,8 +7,11 @@ fixed seeds, resumable checkpoints and a CSV log per stage.
 Stages (run in order; each resumes from its last checkpoint in <out>/<stage>/):
   clip   CLIPTextModelWithProjection + CLIPVisionModelWithProjection, contrastive (InfoNCE with multi-positive
          targets: identical captions in a batch are all positives), learnable temperature.
-Implemented so far: clip. The prior, decoder (classifier-free-guidance dropout) and super-resolution stages and the
-hub-layout export come next (see the issue's notes in the session log).
+  prior  PriorTransformer (Karlo's options, prediction_type "sample") on the frozen CLIP: x0 = the image embedding
+         standardised by clip_mean/clip_std (measured on the world, stored in the prior), squaredcos_cap_v2 noise,
+         MSE on x0; the text conditioning is the empty prompt's 10% of the time (classifier-free guidance).
+Implemented so far: clip, prior. The decoder (classifier-free-guidance dropout) and super-resolution stages and
+the hub-layout export come next.
 """
 import argparse
 import csv
@@ -119,9 +122,89 @@ def train_clip(out, minutes, batch_size, lr):
     print(f"clip: {step} steps, {(seconds + time.time() - start) / 60:.1f} min")
 
 
+PRIOR = dict(num_attention_heads=4, attention_head_dim=16, num_layers=4, embedding_dim=64, num_embeddings=77,
+             additional_embeddings=4, dropout=0.0)
+
+
+def alphas_cumprod(n=1000):
+    # squaredcos_cap_v2 (diffusers betas_for_alpha_bar), as UnCLIPScheduler
+    f = lambda t: math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+    betas = torch.tensor([min(1 - f((i + 1) / n) / f(i / n), 0.999) for i in range(n)], dtype=torch.float32)
+    return torch.cumprod(1 - betas, 0)
+
+
+def load_clip(out):
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPVisionConfig, CLIPVisionModelWithProjection
+    state = torch.load(os.path.join(out, "clip", "checkpoint.pt"), weights_only=False)
+    text = CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_TEXT))
+    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_VISION))
+    text.load_state_dict(state["text"])
+    vision.load_state_dict(state["vision"])
+    return text.eval().requires_grad_(False), vision.eval().requires_grad_(False)
+
+
+def train_prior(out, minutes, batch_size, lr, cfg_dropout=0.1):
+    from diffusers import PriorTransformer
+    d = os.path.join(out, "prior")
+    os.makedirs(d, exist_ok=True)
+    text, vision = load_clip(out)
+    tok = tokenizer()
+    rng = random.Random(SEED + 1)
+    torch.manual_seed(SEED + 1)
+    prior = PriorTransformer(**PRIOR)
+    ckpt = os.path.join(d, "checkpoint.pt")
+    opt = torch.optim.AdamW(prior.parameters(), lr=lr, weight_decay=0.01)
+    step, seconds = 0, 0.0
+    if os.path.exists(ckpt):
+        state = torch.load(ckpt, weights_only=False)
+        prior.load_state_dict(state["prior"])
+        opt.load_state_dict(state["opt"])
+        step, seconds = state["step"], state["seconds"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed prior at step {step}")
+    else:
+        # clip_mean / clip_std of the world's image embeddings (4,096 images), the prior's normalisation buffers
+        with torch.no_grad():
+            embs = torch.cat([vision(pixel_values=batch(rng, 256, tok)[0]).image_embeds for _ in range(16)])
+        prior.clip_mean.data.copy_(embs.mean(0, keepdim=True))
+        prior.clip_std.data.copy_(embs.std(0, keepdim=True))
+    ac = alphas_cumprod()
+    empty = tok([""], padding="max_length", max_length=77, return_tensors="pt")
+    log = Log(os.path.join(d, "log.csv"))
+    start = time.time()
+    while (seconds + time.time() - start) < minutes * 60:
+        pixels, ids, _ = batch(rng, batch_size, tok)
+        mask = (ids != tok.pad_token_id) | (torch.arange(77)[None, :] < 2)
+        drop = torch.rand(batch_size) < cfg_dropout
+        ids = torch.where(drop[:, None], empty.input_ids.expand(batch_size, -1), ids)
+        mask = torch.where(drop[:, None], empty.attention_mask.bool().expand(batch_size, -1), mask)
+        with torch.no_grad():
+            t_out = text(input_ids=ids)
+            x0 = (vision(pixel_values=pixels).image_embeds - prior.clip_mean) / prior.clip_std
+        t = torch.randint(0, 1000, (batch_size,))
+        a = ac[t][:, None]
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn_like(x0)
+        pred = prior(xt, timestep=t, proj_embedding=t_out.text_embeds, encoder_hidden_states=t_out.last_hidden_state,
+                     attention_mask=mask).predicted_image_embedding
+        loss = F.mse_loss(pred, x0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            log.row(step, round(seconds + time.time() - start, 1), round(loss.item(), 4), "", lr)
+            print(f"prior step {step} loss {loss.item():.4f}", flush=True)
+        if step % 200 == 0 or (seconds + time.time() - start) >= minutes * 60:
+            torch.save({"prior": prior.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds + time.time() - start,
+                        "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, ckpt + ".tmp")
+            os.replace(ckpt + ".tmp", ckpt)
+    print(f"prior: {step} steps")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["clip"])
+    ap.add_argument("stage", choices=["clip", "prior"])
     ap.add_argument("--out", required=True, help="checkpoints and logs (keep outside the repository)")
     ap.add_argument("--minutes", type=float, default=20, help="wall-time budget of this run (the stage resumes)")
     ap.add_argument("--batch", type=int, default=128)
@@ -131,6 +214,8 @@ def main():
     torch.set_num_threads(args.threads)
     if args.stage == "clip":
         train_clip(args.out, args.minutes, args.batch, args.lr)
+    elif args.stage == "prior":
+        train_prior(args.out, args.minutes, args.batch, args.lr)
 
 
 if __name__ == "__main__":
