@@ -10,8 +10,11 @@ Stages (run in order; each resumes from its last checkpoint in <out>/<stage>/):
   prior  PriorTransformer (Karlo's options, prediction_type "sample") on the frozen CLIP: x0 = the image embedding
          standardised by clip_mean/clip_std (measured on the world, stored in the prior), squaredcos_cap_v2 noise,
          MSE on x0; the text conditioning is the empty prompt's 10% of the time (classifier-free guidance).
-Implemented so far: clip, prior. The decoder (classifier-free-guidance dropout) and super-resolution stages and
-the hub-layout export come next.
+  decoder  UNet2DConditionModel with Karlo's block types at 32x32 + UnCLIPTextProjModel, conditioned on the frozen
+         CLIP's image embedding of the 64x64 image (downsampled 2x by area for the decoder): ε-prediction MSE; the
+         variance channels (learned_range) are held at the midpoint by an MSE to 0 for now (no VLB term yet);
+         unCLIP's dropout: image embedding → the learned CFG embedding 10%, caption → "" 50%.
+Implemented so far: clip, prior, decoder. Super-resolution and the hub-layout export come next.
 """
 import argparse
 import csv
@@ -21,6 +24,7 @@ import random
 import sys
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -49,7 +53,7 @@ def tokenizer():
 
 def batch(rng, n, tok):
     scenes = [sample_scene(rng, CANVAS) for _ in range(n)]
-    imgs = torch.stack([torch.from_numpy(__import__("numpy").asarray(render(s, CANVAS))).permute(2, 0, 1) for s in scenes]).float() / 255
+    imgs = torch.stack([torch.from_numpy(np.array(render(s, CANVAS))).permute(2, 0, 1) for s in scenes]).float() / 255
     captions = [s["caption"] for s in scenes]
     ids = tok(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     return (imgs - MEAN) / STD, ids, captions
@@ -202,9 +206,91 @@ def train_prior(out, minutes, batch_size, lr, cfg_dropout=0.1):
     print(f"prior: {step} steps")
 
 
+DECODER = dict(sample_size=CANVAS // 2, in_channels=3, out_channels=6, layers_per_block=1, block_out_channels=(64, 128, 192),
+               down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D"),
+               up_block_types=("SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+               mid_block_type="UNetMidBlock2DSimpleCrossAttn", attention_head_dim=32, cross_attention_dim=128,
+               class_embed_type="identity", resnet_time_scale_shift="scale_shift", norm_num_groups=32, norm_eps=1e-5)
+TEXT_PROJ = dict(clip_extra_context_tokens=4, clip_embeddings_dim=64, time_embed_dim=4 * 64, cross_attention_dim=128)
+
+
+def resumable(path, modules, opt, rng):
+    """Loads a stage checkpoint when there is one: returns (step, seconds)."""
+    if not os.path.exists(path):
+        return 0, 0.0
+    state = torch.load(path, weights_only=False)
+    for k, m in modules.items():
+        m.load_state_dict(state[k])
+    opt.load_state_dict(state["opt"])
+    rng.setstate(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    print(f"resumed {os.path.basename(os.path.dirname(path))} at step {state['step']}")
+    return state["step"], state["seconds"]
+
+
+def save(path, modules, opt, rng, step, seconds):
+    torch.save({**{k: m.state_dict() for k, m in modules.items()}, "opt": opt.state_dict(), "step": step, "seconds": seconds,
+                "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def train_decoder(out, minutes, batch_size, lr, drop_image=0.1, drop_text=0.5):
+    from diffusers import UNet2DConditionModel
+    from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
+    d = os.path.join(out, "decoder")
+    os.makedirs(d, exist_ok=True)
+    text, vision = load_clip(out)
+    tok = tokenizer()
+    rng = random.Random(SEED + 2)
+    torch.manual_seed(SEED + 2)
+    unet, proj = UNet2DConditionModel(**DECODER), UnCLIPTextProjModel(**TEXT_PROJ)
+    with torch.no_grad():  # diffusers zero-initialises the learned CFG embedding; start it small and random
+        proj.learned_classifier_free_guidance_embeddings.normal_(0, 0.02)
+    modules = {"unet": unet, "text_proj": proj}
+    opt = torch.optim.AdamW(list(unet.parameters()) + list(proj.parameters()), lr=lr, weight_decay=0.01)
+    ckpt = os.path.join(d, "checkpoint.pt")
+    step, seconds = resumable(ckpt, modules, opt, rng)
+    ac = alphas_cumprod()
+    empty = tok([""], padding="max_length", max_length=77, return_tensors="pt")
+    log = Log(os.path.join(d, "log.csv"))
+    start = time.time()
+    while (seconds + time.time() - start) < minutes * 60:
+        pixels, ids, _ = batch(rng, batch_size, tok)
+        mask = (ids != tok.pad_token_id) | (torch.arange(77)[None, :] < 2)
+        dt = torch.rand(batch_size) < drop_text
+        ids = torch.where(dt[:, None], empty.input_ids.expand(batch_size, -1), ids)
+        mask = torch.where(dt[:, None], empty.attention_mask.bool().expand(batch_size, -1), mask)
+        with torch.no_grad():
+            t_out = text(input_ids=ids)
+            img_emb = vision(pixel_values=pixels).image_embeds
+        di = (torch.rand(batch_size) < drop_image)[:, None]
+        img_emb = torch.where(di, proj.learned_classifier_free_guidance_embeddings[None, :].expand(batch_size, -1), img_emb)
+        hidden, additive = proj(image_embeddings=img_emb, prompt_embeds=t_out.text_embeds,
+                                text_encoder_hidden_states=t_out.last_hidden_state, do_classifier_free_guidance=False)
+        x0 = F.avg_pool2d(pixels * STD + MEAN, 2) * 2 - 1                            # the 32x32 image in [-1, 1]
+        t = torch.randint(0, 1000, (batch_size,))
+        a = ac[t][:, None, None, None]
+        eps = torch.randn_like(x0)
+        out6 = unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, encoder_hidden_states=hidden, class_labels=additive,
+                    attention_mask=F.pad(mask, (4, 0), value=True)).sample
+        loss = F.mse_loss(out6[:, :3], eps) + 1e-3 * out6[:, 3:].pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            log.row(step, round(seconds + time.time() - start, 1), round(loss.item(), 4), "", lr)
+            print(f"decoder step {step} loss {loss.item():.4f}", flush=True)
+        if step % 100 == 0:
+            save(ckpt, modules, opt, rng, step, seconds + time.time() - start)
+    save(ckpt, modules, opt, rng, step, seconds + time.time() - start)
+    print(f"decoder: {step} steps")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["clip", "prior"])
+    ap.add_argument("stage", choices=["clip", "prior", "decoder"])
     ap.add_argument("--out", required=True, help="checkpoints and logs (keep outside the repository)")
     ap.add_argument("--minutes", type=float, default=20, help="wall-time budget of this run (the stage resumes)")
     ap.add_argument("--batch", type=int, default=128)
@@ -216,6 +302,8 @@ def main():
         train_clip(args.out, args.minutes, args.batch, args.lr)
     elif args.stage == "prior":
         train_prior(args.out, args.minutes, args.batch, args.lr)
+    elif args.stage == "decoder":
+        train_decoder(args.out, args.minutes, args.batch, args.lr)
 
 
 if __name__ == "__main__":
