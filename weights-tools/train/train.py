@@ -14,7 +14,12 @@ Stages (run in order; each resumes from its last checkpoint in <out>/<stage>/):
          CLIP's image embedding of the 64x64 image (downsampled 2x by area for the decoder): ε-prediction MSE; the
          variance channels (learned_range) are held at the midpoint by an MSE to 0 for now (no VLB term yet);
          unCLIP's dropout: image embedding → the learned CFG embedding 10%, caption → "" 50%.
-Implemented so far: clip, prior, decoder. Super-resolution and the hub-layout export come next.
+  superres UNet2DModel (super_res_first/last share it for now) 32→64: input = [x_t, the 32x32 image upscaled by
+         PyTorch's antialiased bicubic, as the pipeline does], ε-prediction MSE.
+  export   the hub layout (model_index.json, every component's config and safetensors, schedulers as Karlo's,
+         tokenizer files, feature_extractor) under <out>/hub, ready for `unclip-weights convert`.
+Not yet: a VLB term for the decoder's variance channels, noise augmentation of the super-res input, separate
+super_res_last training, the evaluator loop over engine-generated images, the loss plot.
 """
 import argparse
 import csv
@@ -288,9 +293,94 @@ def train_decoder(out, minutes, batch_size, lr, drop_image=0.1, drop_text=0.5):
     print(f"decoder: {step} steps")
 
 
+SUPER_RES = dict(sample_size=CANVAS, in_channels=6, out_channels=3, layers_per_block=1, block_out_channels=(32, 64),
+                 down_block_types=("ResnetDownsampleBlock2D",) * 2, up_block_types=("ResnetUpsampleBlock2D",) * 2,
+                 add_attention=False, norm_num_groups=32, norm_eps=1e-5, resnet_time_scale_shift="default")
+
+
+def train_superres(out, minutes, batch_size, lr):
+    from diffusers import UNet2DModel
+    d = os.path.join(out, "superres")
+    os.makedirs(d, exist_ok=True)
+    tok = tokenizer()
+    rng = random.Random(SEED + 3)
+    torch.manual_seed(SEED + 3)
+    unet = UNet2DModel(**SUPER_RES)
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.01)
+    ckpt = os.path.join(d, "checkpoint.pt")
+    step, seconds = resumable(ckpt, {"unet": unet}, opt, rng)
+    ac = alphas_cumprod()
+    log = Log(os.path.join(d, "log.csv"))
+    start = time.time()
+    while (seconds + time.time() - start) < minutes * 60:
+        pixels, _, _ = batch(rng, batch_size, tok)
+        x0 = (pixels * STD + MEAN) * 2 - 1                                             # [-1, 1], 64x64
+        low = F.avg_pool2d(x0, 2)
+        up = F.interpolate(low, size=[CANVAS, CANVAS], mode="bicubic", align_corners=False, antialias=True)
+        t = torch.randint(0, 1000, (batch_size,))
+        a = ac[t][:, None, None, None]
+        eps = torch.randn_like(x0)
+        pred = unet(torch.cat([a.sqrt() * x0 + (1 - a).sqrt() * eps, up], 1), t).sample
+        loss = F.mse_loss(pred, eps)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            log.row(step, round(seconds + time.time() - start, 1), round(loss.item(), 4), "", lr)
+            print(f"superres step {step} loss {loss.item():.4f}", flush=True)
+        if step % 100 == 0:
+            save(ckpt, {"unet": unet}, opt, rng, step, seconds + time.time() - start)
+    save(ckpt, {"unet": unet}, opt, rng, step, seconds + time.time() - start)
+    print(f"superres: {step} steps")
+
+
+def export(out):
+    """Every stage's latest checkpoint → <out>/hub in Karlo's layout (plus the image encoder for variations)."""
+    import json
+    import shutil
+    from diffusers import PriorTransformer, UNet2DConditionModel, UNet2DModel, UnCLIPScheduler
+    from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
+    from transformers import CLIPImageProcessor
+    hub = os.path.join(out, "hub")
+    text, vision = load_clip(out)
+    text.save_pretrained(os.path.join(hub, "text_encoder"))
+    vision.save_pretrained(os.path.join(hub, "image_encoder"))
+    CLIPImageProcessor(size={"shortest_edge": CANVAS}, crop_size={"height": CANVAS, "width": CANVAS}).save_pretrained(
+        os.path.join(hub, "feature_extractor"))
+    prior = PriorTransformer(**PRIOR)
+    prior.load_state_dict(torch.load(os.path.join(out, "prior", "checkpoint.pt"), weights_only=False)["prior"])
+    prior.save_pretrained(os.path.join(hub, "prior"))
+    dec = torch.load(os.path.join(out, "decoder", "checkpoint.pt"), weights_only=False)
+    unet, proj = UNet2DConditionModel(**DECODER), UnCLIPTextProjModel(**TEXT_PROJ)
+    unet.load_state_dict(dec["unet"])
+    proj.load_state_dict(dec["text_proj"])
+    unet.save_pretrained(os.path.join(hub, "decoder"))
+    proj.save_pretrained(os.path.join(hub, "text_proj"))
+    sr = UNet2DModel(**SUPER_RES)
+    sr.load_state_dict(torch.load(os.path.join(out, "superres", "checkpoint.pt"), weights_only=False)["unet"])
+    for name in ("super_res_first", "super_res_last"):
+        sr.save_pretrained(os.path.join(hub, name))
+    # Karlo's scheduler configs (design/KARLO.md)
+    UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", clip_sample_range=5.0).save_pretrained(os.path.join(hub, "prior_scheduler"))
+    UnCLIPScheduler(variance_type="learned_range", prediction_type="epsilon").save_pretrained(os.path.join(hub, "decoder_scheduler"))
+    UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="epsilon").save_pretrained(os.path.join(hub, "super_res_scheduler"))
+    os.makedirs(os.path.join(hub, "tokenizer"), exist_ok=True)
+    for f in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        shutil.copy(os.path.join(TOKENIZER_DIR, f), os.path.join(hub, "tokenizer", f))
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
+    from make_tiny_karlo import karlo_model_index
+    index = karlo_model_index()
+    index["image_encoder"] = ["transformers", "CLIPVisionModelWithProjection"]
+    index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
+    with open(os.path.join(hub, "model_index.json"), "w") as f:
+        json.dump(index, f, indent=2)
+    print(f"exported {hub}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["clip", "prior", "decoder"])
+    ap.add_argument("stage", choices=["clip", "prior", "decoder", "superres", "export"])
     ap.add_argument("--out", required=True, help="checkpoints and logs (keep outside the repository)")
     ap.add_argument("--minutes", type=float, default=20, help="wall-time budget of this run (the stage resumes)")
     ap.add_argument("--batch", type=int, default=128)
@@ -304,6 +394,10 @@ def main():
         train_prior(args.out, args.minutes, args.batch, args.lr)
     elif args.stage == "decoder":
         train_decoder(args.out, args.minutes, args.batch, args.lr)
+    elif args.stage == "superres":
+        train_superres(args.out, args.minutes, args.batch, args.lr)
+    else:
+        export(args.out)
 
 
 if __name__ == "__main__":
