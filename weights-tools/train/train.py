@@ -60,8 +60,15 @@ def batch(rng, n, tok):
     scenes = [sample_scene(rng, CANVAS) for _ in range(n)]
     imgs = torch.stack([torch.from_numpy(np.array(render(s, CANVAS))).permute(2, 0, 1) for s in scenes]).float() / 255
     captions = [s["caption"] for s in scenes]
-    ids = tok(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
-    return (imgs - MEAN) / STD, ids, captions
+    enc = tok(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    return (imgs - MEAN) / STD, enc.input_ids, enc.attention_mask.bool(), captions
+
+
+def drop_captions(ids, mask, empty, p):
+    """unCLIP's caption dropout: each row becomes the empty prompt with probability p (its ids and mask)."""
+    drop = (torch.rand(len(ids)) < p)[:, None]
+    return (torch.where(drop, empty.input_ids.expand(len(ids), -1), ids),
+            torch.where(drop, empty.attention_mask.bool().expand(len(ids), -1), mask))
 
 
 class Log:
@@ -104,7 +111,7 @@ def train_clip(out, minutes, batch_size, lr):
     tok = tokenizer()
     start = time.time()
     while (seconds + time.time() - start) < minutes * 60:
-        pixels, ids, captions = batch(rng, batch_size, tok)
+        pixels, ids, _, captions = batch(rng, batch_size, tok)
         img = F.normalize(vision(pixel_values=pixels).image_embeds, dim=-1)
         txt = F.normalize(text(input_ids=ids).text_embeds, dim=-1)
         logits = logit_scale.exp().clamp(max=100) * img @ txt.t()
@@ -163,16 +170,8 @@ def train_prior(out, minutes, batch_size, lr, cfg_dropout=0.1):
     prior = PriorTransformer(**PRIOR)
     ckpt = os.path.join(d, "checkpoint.pt")
     opt = torch.optim.AdamW(prior.parameters(), lr=lr, weight_decay=0.01)
-    step, seconds = 0, 0.0
-    if os.path.exists(ckpt):
-        state = torch.load(ckpt, weights_only=False)
-        prior.load_state_dict(state["prior"])
-        opt.load_state_dict(state["opt"])
-        step, seconds = state["step"], state["seconds"]
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        print(f"resumed prior at step {step}")
-    else:
+    step, seconds = resumable(ckpt, {"prior": prior}, opt, rng)
+    if step == 0:
         # clip_mean / clip_std of the world's image embeddings (4,096 images), the prior's normalisation buffers
         with torch.no_grad():
             embs = torch.cat([vision(pixel_values=batch(rng, 256, tok)[0]).image_embeds for _ in range(16)])
@@ -183,11 +182,8 @@ def train_prior(out, minutes, batch_size, lr, cfg_dropout=0.1):
     log = Log(os.path.join(d, "log.csv"))
     start = time.time()
     while (seconds + time.time() - start) < minutes * 60:
-        pixels, ids, _ = batch(rng, batch_size, tok)
-        mask = (ids != tok.pad_token_id) | (torch.arange(77)[None, :] < 2)
-        drop = torch.rand(batch_size) < cfg_dropout
-        ids = torch.where(drop[:, None], empty.input_ids.expand(batch_size, -1), ids)
-        mask = torch.where(drop[:, None], empty.attention_mask.bool().expand(batch_size, -1), mask)
+        pixels, ids, mask, _ = batch(rng, batch_size, tok)
+        ids, mask = drop_captions(ids, mask, empty, cfg_dropout)
         with torch.no_grad():
             t_out = text(input_ids=ids)
             x0 = (vision(pixel_values=pixels).image_embeds - prior.clip_mean) / prior.clip_std
@@ -204,10 +200,9 @@ def train_prior(out, minutes, batch_size, lr, cfg_dropout=0.1):
         if step % 10 == 0:
             log.row(step, round(seconds + time.time() - start, 1), round(loss.item(), 4), "", lr)
             print(f"prior step {step} loss {loss.item():.4f}", flush=True)
-        if step % 200 == 0 or (seconds + time.time() - start) >= minutes * 60:
-            torch.save({"prior": prior.state_dict(), "opt": opt.state_dict(), "step": step, "seconds": seconds + time.time() - start,
-                        "rng": rng.getstate(), "torch_rng": torch.get_rng_state()}, ckpt + ".tmp")
-            os.replace(ckpt + ".tmp", ckpt)
+        if step % 200 == 0:
+            save(ckpt, {"prior": prior}, opt, rng, step, seconds + time.time() - start)
+    save(ckpt, {"prior": prior}, opt, rng, step, seconds + time.time() - start)
     print(f"prior: {step} steps")
 
 
@@ -260,11 +255,8 @@ def train_decoder(out, minutes, batch_size, lr, drop_image=0.1, drop_text=0.5):
     log = Log(os.path.join(d, "log.csv"))
     start = time.time()
     while (seconds + time.time() - start) < minutes * 60:
-        pixels, ids, _ = batch(rng, batch_size, tok)
-        mask = (ids != tok.pad_token_id) | (torch.arange(77)[None, :] < 2)
-        dt = torch.rand(batch_size) < drop_text
-        ids = torch.where(dt[:, None], empty.input_ids.expand(batch_size, -1), ids)
-        mask = torch.where(dt[:, None], empty.attention_mask.bool().expand(batch_size, -1), mask)
+        pixels, ids, mask, _ = batch(rng, batch_size, tok)
+        ids, mask = drop_captions(ids, mask, empty, drop_text)
         with torch.no_grad():
             t_out = text(input_ids=ids)
             img_emb = vision(pixel_values=pixels).image_embeds
@@ -313,7 +305,7 @@ def train_superres(out, minutes, batch_size, lr):
     log = Log(os.path.join(d, "log.csv"))
     start = time.time()
     while (seconds + time.time() - start) < minutes * 60:
-        pixels, _, _ = batch(rng, batch_size, tok)
+        pixels = batch(rng, batch_size, tok)[0]
         x0 = (pixels * STD + MEAN) * 2 - 1                                             # [-1, 1], 64x64
         low = F.avg_pool2d(x0, 2)
         up = F.interpolate(low, size=[CANVAS, CANVAS], mode="bicubic", align_corners=False, antialias=True)
