@@ -98,6 +98,12 @@ public enum Converter {
         return k >= 32 && n * k >= 1024
     }
 
+    /// nn.Embedding tables (gathered by id, not multiplied): F16 in q8 files, where the 49408-row token table would
+    /// otherwise be the largest tensor of a small model.
+    public static func isEmbeddingTable(_ name: String) -> Bool {
+        name.hasSuffix("token_embedding.weight") || name.hasSuffix("position_embedding.weight")
+    }
+
     static func matches(_ name: String, _ globs: [String]) -> Bool {
         globs.contains { fnmatch($0, name, 0) == 0 }
     }
@@ -112,6 +118,8 @@ public enum Converter {
             return [(GGUFWriter.Tensor(name: name, type: .i8, shape: [np, kp]), .q8Packed),
                     (GGUFWriter.Tensor(name: UnCLIPGGUF.scaleName(name), type: .f32, shape: [n]), .q8Scale),
                     (GGUFWriter.Tensor(name: UnCLIPGGUF.colsumName(name), type: .i32, shape: [n]), .q8Colsum)]
+        case .q8 where !keep && isEmbeddingTable(name):
+            return [(GGUFWriter.Tensor(name: name, type: .f16, shape: shape), .plain)]
         case .f16 where !keep && shape.count >= 2 && !name.contains("norm"):
             return [(GGUFWriter.Tensor(name: name, type: .f16, shape: shape), .plain)]
         default:
