@@ -108,11 +108,8 @@ public struct UnCLIPScheduler: Sendable {
             guard let noise, noise.count == sample.count else {
                 throw UnCLIPError.shapeMismatch(operation: "UnCLIPScheduler.step", detail: "step \(t) needs \(sample.count) noise values")
             }
-            if varianceType == .learnedRange {
-                guard let v = predictedVariance, v.count == sample.count else {
-                    throw UnCLIPError.shapeMismatch(operation: "UnCLIPScheduler.step", detail: "learned_range needs the predicted variance")
-                }
-                _ = v
+            if varianceType == .learnedRange, predictedVariance?.count != sample.count {
+                throw UnCLIPError.shapeMismatch(operation: "UnCLIPScheduler.step", detail: "learned_range needs the predicted variance")
             }
         }
         for i in 0..<sample.count {

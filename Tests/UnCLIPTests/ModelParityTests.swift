@@ -137,5 +137,17 @@ final class ModelParityTests: XCTestCase {
         XCTAssertEqual(Array(t25.prefix(3)), [999, 957, 916])
         XCTAssertEqual(Array(t25.suffix(2)), [42, 0])
         XCTAssertThrowsError(try s.timesteps(1))
+        // Missing draws and variances are typed errors, not crashes.
+        XCTAssertThrowsError(try s.step(modelOutput: [0, 0], predictedVariance: nil, t: 500, prev: 400, sample: [1, 1], noise: nil))
+        let lr = try UnCLIPScheduler(varianceType: .learnedRange)
+        XCTAssertThrowsError(try lr.step(modelOutput: [0, 0], predictedVariance: nil, t: 500, prev: 400, sample: [1, 1], noise: [0, 0]))
+        XCTAssertThrowsError(try UnCLIPScheduler(config: try JSON.parse(#"{"variance_type": "fixed_large"}"#)))
+        XCTAssertThrowsError(try UnCLIPScheduler(config: try JSON.parse(#"{"beta_schedule": "linear"}"#)))
+        // The last step (t = 0 → −1) draws no noise and returns the clipped x̂₀: its coefficient β₀/(1−ᾱ₀) is 1 in
+        // exact arithmetic; in the reference's float32, 1−ᾱ₀ with β₀ ≈ 4e-5 is off by ~5e-4 relative.
+        let sample = try UnCLIPScheduler(predictionType: .sample, clipSampleRange: 5)
+        let last = try sample.step(modelOutput: [7, -2], predictedVariance: nil, t: 0, prev: -1, sample: [0.3, 0.3], noise: nil)
+        XCTAssertEqual(last[0], 5, accuracy: 5e-3)
+        XCTAssertEqual(last[1], -2, accuracy: 5e-3)
     }
 }
