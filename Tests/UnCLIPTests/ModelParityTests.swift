@@ -47,10 +47,31 @@ enum TinyKarlo {
         return m
     }
 
-    static func expected(_ run: String = "tiny-karlo-run") throws -> SafeTensorsFile {
-        try SafeTensorsFile(path: try Fixtures.url("\(run).expected.safetensors").path)
+    /// weights-tools/reference/make_pipeline_fixtures.py's FIXTURE_VERSION that these tests expect.
+    static let fixtureVersion = "2"
+    static let recreate = "weights-tools/setup_venv.sh --reference && for c in tiny-karlo tiny-karlo-16 tiny-karlo-32; do "
+        + "weights-tools/.venv/bin/python weights-tools/reference/make_pipeline_fixtures.py Tests/UnCLIPTests/Fixtures/$c "
+        + "Tests/UnCLIPTests/Fixtures/$c-run; done"
+
+    /// A recorded run; a fixture from another version of the oracle script fails with the command that re-creates it.
+    static func checked(_ path: String) throws -> SafeTensorsFile {
+        let f = try SafeTensorsFile(path: path)
+        let v = f.metadata.first { $0.0 == "fixture_version" }?.1
+        guard v == fixtureVersion else {
+            XCTFail("\(path) is stale (fixture_version \(v ?? "none"), the tests expect \(fixtureVersion)); re-create it with: \(recreate)")
+            throw XCTSkip("stale fixture")
+        }
+        return f
     }
-    static func noisePath(_ run: String = "tiny-karlo-run") throws -> String { try Fixtures.url("\(run).noise.safetensors").path }
+
+    static func expected(_ run: String = "tiny-karlo-run") throws -> SafeTensorsFile {
+        try checked(try Fixtures.url("\(run).expected.safetensors").path)
+    }
+    static func noisePath(_ run: String = "tiny-karlo-run") throws -> String {
+        let p = try Fixtures.url("\(run).noise.safetensors").path
+        _ = try checked(p)
+        return p
+    }
 }
 
 extension SafeTensorsFile {

@@ -26,6 +26,8 @@ from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
 from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
 PROMPT = "a red circle on top of a blue square"
+# Bumped whenever what this script records changes; the Swift tests refuse fixtures of another version.
+FIXTURE_VERSION = "2"
 SEED = 1234
 
 
@@ -108,7 +110,7 @@ def run_variation(model_dir, out_prefix, decoder_steps, super_res_steps):
     names += ["super_res.latents"] + [f"super_res.noise.{i}" for i in range(super_res_steps - 1)]
     assert len(names) == len(draws), (len(names), len(draws))
     meta = {"decoder_steps": str(decoder_steps), "super_res_steps": str(super_res_steps), "decoder_guidance": "8.0",
-            "seed": str(SEED), "torch": torch.__version__}
+            "seed": str(SEED), "torch": torch.__version__, "fixture_version": FIXTURE_VERSION}
     save_file({n: d.float().contiguous() for n, d in zip(names, draws)}, out_prefix + ".noise.safetensors", metadata=meta)
     save_file({k: v.contiguous() for k, v in expected.items()}, out_prefix + ".expected.safetensors", metadata=meta)
 
@@ -231,7 +233,7 @@ def main():
     noise = {n: d.float().contiguous() for n, d in zip(names, draws)}
     meta = {"prompt": PROMPT, "seed": str(SEED), "prior_steps": str(args.prior_steps), "decoder_steps": str(args.decoder_steps),
             "super_res_steps": str(args.super_res_steps), "prior_guidance": "4.0", "decoder_guidance": "8.0",
-            "diffusers": pipeline_module.__name__, "torch": torch.__version__,
+            "diffusers": pipeline_module.__name__, "torch": torch.__version__, "fixture_version": FIXTURE_VERSION,
             "command": "weights-tools/.venv/bin/python weights-tools/reference/make_pipeline_fixtures.py " + " ".join([args.model_dir, args.out_prefix])}
     save_file(noise, args.out_prefix + ".noise.safetensors", metadata=meta)
     save_file({k: v.detach().clone().contiguous() for k, v in expected.items()}, args.out_prefix + ".expected.safetensors", metadata=meta)
