@@ -3,9 +3,10 @@ import CKernels
 /// Thin typed functions over the C kernels. Every shape is checked here (typed errors), so the kernels only
 /// ever see consistent sizes. Outputs are new tensors, from `arena` when one is given.
 public enum Ops {
+    /// An op's output. Every op here writes all of its output, so its memory is not zero-filled first.
     static func output(_ shape: [Int], _ arena: Arena?) throws -> Tensor {
         if let a = arena { return try a.tensor(shape) }
-        return try Tensor(zeros: shape)
+        return try Tensor(uninitialized: shape)
     }
 
     static func withScratch<R>(_ bytes: Int, _ arena: Arena?, _ body: (UnsafeMutableRawPointer) throws -> R) throws -> R {

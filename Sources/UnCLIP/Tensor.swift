@@ -21,11 +21,12 @@ public final class TensorStorage: @unchecked Sendable {
     private let owned: Bool
     private let owner: AnyObject?
 
-    /// Fresh zeroed memory.
-    public init(byteCount: Int) {
+    /// Fresh memory, zeroed unless `zeroed` is false (for outputs a kernel writes in full). Large buffers come from
+    /// BufferPool, so a model's per-step activations reuse pages that are already mapped.
+    public init(byteCount: Int, zeroed: Bool = true) {
         self.byteCount = byteCount
-        raw = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: TensorStorage.alignment)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        raw = BufferPool.shared.take(max(byteCount, 1))
+        if zeroed { raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1)) }
         owned = true
         owner = nil
     }
@@ -38,7 +39,46 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = owner
     }
 
-    deinit { if owned { raw.deallocate() } }
+    deinit { if owned { BufferPool.shared.give(raw, max(byteCount, 1)) } }
+}
+
+/// Keeps freed large activation buffers (≥ 1 MiB) by size for reuse: a diffusion step allocates the same shapes
+/// every step, and a reused buffer has its pages mapped already (no page faults, no zero pages to fill). Holds at
+/// most `capacity` bytes of free buffers; the rest is returned to the allocator.
+final class BufferPool: @unchecked Sendable {
+    static let shared = BufferPool()
+    static let minBytes = 1 << 20
+    let capacity = 512 << 20
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var held = 0
+    private let lock = NSLock()
+
+    func take(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if bytes >= BufferPool.minBytes {
+            lock.lock()
+            if let p = free[bytes]?.popLast() {
+                held -= bytes
+                lock.unlock()
+                return p
+            }
+            lock.unlock()
+        }
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: TensorStorage.alignment)
+    }
+
+    func give(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+        if bytes >= BufferPool.minBytes {
+            lock.lock()
+            if held + bytes <= capacity {
+                free[bytes, default: []].append(p)
+                held += bytes
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+        }
+        p.deallocate()
+    }
 }
 
 /// An n-dimensional array over aligned storage. Shapes and strides are in elements; activations are NHWC.
@@ -78,6 +118,14 @@ public struct Tensor: @unchecked Sendable {
         let n = shape.reduce(1, *)
         self.init(shape: shape, strides: Tensor.contiguousStrides(shape), dtype: dtype,
                   storage: TensorStorage(byteCount: n * dtype.size))
+    }
+
+    /// Contiguous tensor whose contents are undefined until written (kernel outputs that cover every element).
+    init(uninitialized shape: [Int], dtype: DType = .f32) throws {
+        try Tensor.checkShape(shape)
+        let n = shape.reduce(1, *)
+        self.init(shape: shape, strides: Tensor.contiguousStrides(shape), dtype: dtype,
+                  storage: TensorStorage(byteCount: n * dtype.size, zeroed: false))
     }
 
     /// Contiguous f32 tensor holding `values`.
