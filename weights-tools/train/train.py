@@ -179,9 +179,8 @@ def train_prior(out, minutes, batch_size, lr, cfg_dropout=0.1):
         prior.clip_std.data.copy_(embs.std(0, keepdim=True))
     ac = alphas_cumprod()
     empty = tok([""], padding="max_length", max_length=77, return_tensors="pt")
-    log = Log(os.path.join(d, "log.csv"))
-    start = time.time()
-    while (seconds + time.time() - start) < minutes * 60:
+
+    def loss():
         pixels, ids, mask, _ = batch(rng, batch_size, tok)
         ids, mask = drop_captions(ids, mask, empty, cfg_dropout)
         with torch.no_grad():
@@ -192,18 +191,10 @@ def train_prior(out, minutes, batch_size, lr, cfg_dropout=0.1):
         xt = a.sqrt() * x0 + (1 - a).sqrt() * torch.randn_like(x0)
         pred = prior(xt, timestep=t, proj_embedding=t_out.text_embeds, encoder_hidden_states=t_out.last_hidden_state,
                      attention_mask=mask).predicted_image_embedding
-        loss = F.mse_loss(pred, x0)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % 10 == 0:
-            log.row(step, round(seconds + time.time() - start, 1), round(loss.item(), 4), "", lr)
-            print(f"prior step {step} loss {loss.item():.4f}", flush=True)
-        if step % 200 == 0:
-            save(ckpt, {"prior": prior}, opt, rng, step, seconds + time.time() - start)
-    save(ckpt, {"prior": prior}, opt, rng, step, seconds + time.time() - start)
-    print(f"prior: {step} steps")
+        return F.mse_loss(pred, x0)
+
+    run_steps("prior", minutes, dict(log=Log(os.path.join(d, "log.csv")), ckpt=ckpt, modules={"prior": prior}, rng=rng,
+                                     step=step, seconds=seconds, lr=lr), loss, opt, every=200)
 
 
 DECODER = dict(sample_size=CANVAS // 2, in_channels=3, out_channels=6, layers_per_block=1, block_out_channels=(64, 128, 192),
@@ -234,6 +225,30 @@ def save(path, modules, opt, rng, step, seconds):
     os.replace(path + ".tmp", path)
 
 
+def run_steps(stage, minutes, state, compute_loss, opt, every, clip=None):
+    """The loop every diffusion stage shares: steps until the stage has run `minutes` in all (across resumes),
+    logging every 10 steps and checkpointing every `every`. state = dict(log, ckpt, modules, rng, step, seconds, lr);
+    compute_loss() draws a batch and returns the loss; `clip` are parameters whose gradient norm is clipped to 1."""
+    start = time.time()
+    step, seconds = state["step"], state["seconds"]
+    elapsed = lambda: seconds + time.time() - start
+    while elapsed() < minutes * 60:
+        loss = compute_loss()
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(clip, 1.0)
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            state["log"].row(step, round(elapsed(), 1), round(loss.item(), 4), "", state["lr"])
+            print(f"{stage} step {step} loss {loss.item():.4f}", flush=True)
+        if step % every == 0:
+            save(state["ckpt"], state["modules"], opt, state["rng"], step, elapsed())
+    save(state["ckpt"], state["modules"], opt, state["rng"], step, elapsed())
+    print(f"{stage}: {step} steps")
+
+
 def train_decoder(out, minutes, batch_size, lr, drop_image=0.1, drop_text=0.5):
     from diffusers import UNet2DConditionModel
     from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
@@ -252,9 +267,8 @@ def train_decoder(out, minutes, batch_size, lr, drop_image=0.1, drop_text=0.5):
     step, seconds = resumable(ckpt, modules, opt, rng)
     ac = alphas_cumprod()
     empty = tok([""], padding="max_length", max_length=77, return_tensors="pt")
-    log = Log(os.path.join(d, "log.csv"))
-    start = time.time()
-    while (seconds + time.time() - start) < minutes * 60:
+
+    def loss():
         pixels, ids, mask, _ = batch(rng, batch_size, tok)
         ids, mask = drop_captions(ids, mask, empty, drop_text)
         with torch.no_grad():
@@ -270,19 +284,10 @@ def train_decoder(out, minutes, batch_size, lr, drop_image=0.1, drop_text=0.5):
         eps = torch.randn_like(x0)
         out6 = unet(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, encoder_hidden_states=hidden, class_labels=additive,
                     attention_mask=F.pad(mask, (4, 0), value=True)).sample
-        loss = F.mse_loss(out6[:, :3], eps) + 1e-3 * out6[:, 3:].pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        step += 1
-        if step % 10 == 0:
-            log.row(step, round(seconds + time.time() - start, 1), round(loss.item(), 4), "", lr)
-            print(f"decoder step {step} loss {loss.item():.4f}", flush=True)
-        if step % 100 == 0:
-            save(ckpt, modules, opt, rng, step, seconds + time.time() - start)
-    save(ckpt, modules, opt, rng, step, seconds + time.time() - start)
-    print(f"decoder: {step} steps")
+        return F.mse_loss(out6[:, :3], eps) + 1e-3 * out6[:, 3:].pow(2).mean()
+
+    run_steps("decoder", minutes, dict(log=Log(os.path.join(d, "log.csv")), ckpt=ckpt, modules=modules, rng=rng,
+                                       step=step, seconds=seconds, lr=lr), loss, opt, every=100, clip=list(unet.parameters()))
 
 
 SUPER_RES = dict(sample_size=CANVAS, in_channels=6, out_channels=3, layers_per_block=1, block_out_channels=(32, 64),
@@ -302,9 +307,8 @@ def train_superres(out, minutes, batch_size, lr):
     ckpt = os.path.join(d, "checkpoint.pt")
     step, seconds = resumable(ckpt, {"unet": unet}, opt, rng)
     ac = alphas_cumprod()
-    log = Log(os.path.join(d, "log.csv"))
-    start = time.time()
-    while (seconds + time.time() - start) < minutes * 60:
+
+    def loss():
         pixels = batch(rng, batch_size, tok)[0]
         x0 = (pixels * STD + MEAN) * 2 - 1                                             # [-1, 1], 64x64
         low = F.avg_pool2d(x0, 2)
@@ -313,18 +317,10 @@ def train_superres(out, minutes, batch_size, lr):
         a = ac[t][:, None, None, None]
         eps = torch.randn_like(x0)
         pred = unet(torch.cat([a.sqrt() * x0 + (1 - a).sqrt() * eps, up], 1), t).sample
-        loss = F.mse_loss(pred, eps)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        step += 1
-        if step % 10 == 0:
-            log.row(step, round(seconds + time.time() - start, 1), round(loss.item(), 4), "", lr)
-            print(f"superres step {step} loss {loss.item():.4f}", flush=True)
-        if step % 100 == 0:
-            save(ckpt, {"unet": unet}, opt, rng, step, seconds + time.time() - start)
-    save(ckpt, {"unet": unet}, opt, rng, step, seconds + time.time() - start)
-    print(f"superres: {step} steps")
+        return F.mse_loss(pred, eps)
+
+    run_steps("superres", minutes, dict(log=Log(os.path.join(d, "log.csv")), ckpt=ckpt, modules={"unet": unet}, rng=rng,
+                                        step=step, seconds=seconds, lr=lr), loss, opt, every=100)
 
 
 def export(out):
