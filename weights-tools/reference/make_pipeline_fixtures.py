@@ -48,6 +48,39 @@ def load(model_dir):
     )
 
 
+def record_draws(*modules):
+    """Wraps randn_tensor in `modules` (and the scheduler module) so every draw is also appended to the returned
+    list; the returned function puts the originals back."""
+    draws = []
+    originals = [(m, m.randn_tensor) for m in (*modules, scheduler_module)]
+    original = originals[0][1]
+
+    def recording(shape, **kw):
+        t = original(shape, **kw)
+        draws.append(t.detach().clone())
+        return t
+    for m, _ in originals:
+        m.randn_tensor = recording
+
+    def restore():
+        for m, f in originals:
+            m.randn_tensor = f
+    return draws, restore
+
+
+def record_steps(scheduler):
+    """Wraps scheduler.step so each step's prev_sample is appended to the returned list."""
+    outputs = []
+    step = scheduler.step
+
+    def wrapped(*a, **kw):
+        out = step(*a, **kw)
+        outputs.append(out.prev_sample.detach().clone().float())
+        return out
+    scheduler.step = wrapped
+    return outputs
+
+
 def input_image(path):
     """A fixed 48x40 RGB test image (shapes on a gradient), written as PNG; PIL reads it back as the pipeline's input."""
     from PIL import Image, ImageDraw
@@ -73,15 +106,7 @@ def run_variation(model_dir, out_prefix, decoder_steps, super_res_steps):
         super_res_first=base.super_res_first, super_res_last=base.super_res_last,
         decoder_scheduler=base.decoder_scheduler, super_res_scheduler=base.super_res_scheduler)
     image = input_image(out_prefix + ".input.png")
-    draws = []
-    original = variation_module.randn_tensor
-
-    def recording(shape, **kw):
-        t = original(shape, **kw)
-        draws.append(t.detach().clone())
-        return t
-    variation_module.randn_tensor = recording
-    scheduler_module.randn_tensor = recording
+    draws, restore = record_draws(variation_module)
     expected = {}
     enc = pipe.image_encoder.forward
 
@@ -91,19 +116,11 @@ def run_variation(model_dir, out_prefix, decoder_steps, super_res_steps):
         expected["image_encoder.image_embeds"] = out.image_embeds.detach().clone().float()
         return out
     pipe.image_encoder.forward = image_encoder
-    sr_step = pipe.super_res_scheduler.step
-    sr_outputs = []
-
-    def step(*a, **kw):
-        out = sr_step(*a, **kw)
-        sr_outputs.append(out.prev_sample.detach().clone().float())
-        return out
-    pipe.super_res_scheduler.step = step
+    sr_outputs = record_steps(pipe.super_res_scheduler)
     with torch.no_grad():
         images = pipe(image, generator=torch.Generator().manual_seed(SEED), output_type="np",
                       decoder_num_inference_steps=decoder_steps, super_res_num_inference_steps=super_res_steps).images
-    variation_module.randn_tensor = original
-    scheduler_module.randn_tensor = original
+    restore()
     expected["super_res.image"] = sr_outputs[-1]
     expected["image.uint8"] = torch.from_numpy((images * 255).round().astype("uint8")).float()
     names = ["decoder.latents"] + [f"decoder.noise.{i}" for i in range(decoder_steps - 1)]
@@ -127,16 +144,7 @@ def main():
     expected = {}
 
     # Every random draw, in order (pipeline latents and scheduler step noise).
-    draws = []
-    original = pipeline_module.randn_tensor
-
-    def recording(shape, **kw):
-        t = original(shape, **kw)
-        draws.append(t.detach().clone())
-        return t
-
-    pipeline_module.randn_tensor = recording
-    scheduler_module.randn_tensor = recording
+    draws, restore = record_draws(pipeline_module)
 
     # The first call of each module: its inputs and output.
     def first_call(module, name, keys):
@@ -200,14 +208,7 @@ def main():
         return y
     pipeline_module.F.interpolate = interpolate
 
-    sr_step = pipe.super_res_scheduler.step
-    sr_outputs = []
-
-    def step(*a, **kw):
-        out = sr_step(*a, **kw)
-        sr_outputs.append(out.prev_sample.detach().float())
-        return out
-    pipe.super_res_scheduler.step = step
+    sr_outputs = record_steps(pipe.super_res_scheduler)
 
     gen = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
@@ -239,8 +240,7 @@ def main():
     save_file({k: v.detach().clone().contiguous() for k, v in expected.items()}, args.out_prefix + ".expected.safetensors", metadata=meta)
     print(json.dumps({k: list(v.shape) for k, v in expected.items()}, indent=0))
     if os.path.isdir(os.path.join(args.model_dir, "image_encoder")):
-        pipeline_module.randn_tensor = original
-        scheduler_module.randn_tensor = original
+        restore()
         pipeline_module.F.interpolate = interp
         run_variation(args.model_dir, args.out_prefix + "-vary", args.decoder_steps, args.super_res_steps)
 
