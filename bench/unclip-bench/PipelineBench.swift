@@ -36,20 +36,22 @@ enum PipelineBench {
             guard let j = m.config(c) else { throw WeightsError(.malformed, file: path, "no config for \(c)") }
             return j
         }
+        // Maps a component, builds its model, lets go of the pages its packed weights came from.
+        func build<M>(_ component: String, _ make: (ComponentScope) throws -> M) throws -> M {
+            let scope = try m.load(component)
+            defer { scope.releasePackedSources() }
+            return try make(scope)
+        }
         let ids = [[Int32]](repeating: [49406, 49407] + [Int32](repeating: 0, count: 75), count: 2)
         let mask = [[Bool]](repeating: [true, true] + [Bool](repeating: false, count: 75), count: 2)
         let (embeds, hidden): (Tensor, Tensor) = try {
-            let scope = try m.load("text_encoder")
-            let te = try CLIPTextModelWithProjection(scope: scope, config: try .init(try cfg("text_encoder")))
-            scope.releasePackedSources()
+            let te = try build("text_encoder") { try CLIPTextModelWithProjection(scope: $0, config: try .init(try cfg("text_encoder"))) }
             var out: (Tensor, Tensor)? = nil
             secs.append(("text_encoder", try median(repeats) { out = try te(ids) }))
             return out!
         }()
         do {
-            let scope = try m.load("prior")
-            let prior = try PriorTransformer(scope: scope, config: try .init(try cfg("prior")))
-            scope.releasePackedSources()
+            let prior = try build("prior") { try PriorTransformer(scope: $0, config: try .init(try cfg("prior"))) }
             let e = prior.config.embeddingDim
             let x = try Tensor(shape: [2, e], values: try randn(2 * e, seed: 1))
             secs.append(("prior_step", try median(repeats) {
@@ -58,9 +60,7 @@ enum PipelineBench {
         }
         do {
             let c = try UNet.Config(try cfg("decoder"), conditioned: true)
-            let scope = try m.load("decoder")
-            let unet = try UNet(scope: scope, config: c)
-            scope.releasePackedSources()
+            let unet = try build("decoder") { try UNet(scope: $0, config: c) }
             let tp = try UnCLIPTextProjModel.Config(try cfg("text_proj"))
             let s = c.sampleSize
             let sample = try Tensor(shape: [2, s, s, c.inChannels], values: try randn(2 * s * s * c.inChannels, seed: 2))
@@ -73,9 +73,7 @@ enum PipelineBench {
         }
         do {
             let c = try UNet.Config(try cfg("super_res_first"), conditioned: false)
-            let scope = try m.load("super_res_first")
-            let unet = try UNet(scope: scope, config: c)
-            scope.releasePackedSources()
+            let unet = try build("super_res_first") { try UNet(scope: $0, config: c) }
             let s = c.sampleSize
             let sample = try Tensor(shape: [1, s, s, c.inChannels], values: try randn(s * s * c.inChannels, seed: 5))
             secs.append(("super_res_step", try median(max(1, repeats - 1)) { _ = try unet(sample, timestep: 500) }))
