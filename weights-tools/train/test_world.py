@@ -51,3 +51,30 @@ def test_articles_and_wrong_images():
     other = dict(scene["objects"][0])
     other["color"] = "green" if other["color"] != "green" else "red"
     assert not score(f"a {other['color']} {other['shape']}", render(scene, 64))["correct"]
+
+
+def test_contrastive_targets_mark_exactly_the_true_captions():
+    """train.truth (vectorised, used for CLIP's targets) against a direct reading of the world's rules."""
+    import torch
+    from evaluate import matches
+    from train import CHUNK, SEED, make_chunk, truth
+    images, scenes, specs, relations, captions = make_chunk(0)
+    n = 300
+    t = truth(*(torch.from_numpy(a[:n]) for a in (scenes, specs, relations))).numpy()
+    assert t.diagonal().all()                         # every caption is true of its own image
+    rng = random.Random(0)
+    gen = random.Random(f"{SEED}-pool-0")             # make_chunk(0)'s generator: the same scenes, read directly
+    objs = [sample_scene(gen, 64)["objects"] for _ in range(n)]
+    for _ in range(4000):
+        i, j = rng.randrange(n), rng.randrange(n)
+        wants, relation = parse(captions[j])
+        if relation is None:
+            want = len(objs[i]) == 1 and matches(objs[i][0], wants[0])
+        else:
+            a, b = (objs[i] + [None])[:2]
+            want = len(objs[i]) == 2 and any(
+                matches(x, wants[0]) and matches(y, wants[1]) and relation_holds(x, y, relation)
+                for x, y in ((a, b), (b, a)))
+        assert t[i, j] == want, (captions[j], objs[i])
+    assert 0 < t.sum() - n                            # some captions are true of other images too
+    assert CHUNK >= n
