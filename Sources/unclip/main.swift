@@ -2,17 +2,36 @@
 import Foundation
 import UnCLIP
 
+/// The embedded default model (issue 5; models/README.md is its card).
+let defaultModelName = "unclip-shapes64-q8.gguf"
+
 let usage = """
     usage:
-      unclip generate "<prompt>" -m <model.gguf> -o <out.png> [--seed N | --noise <noise.safetensors>]
+      unclip generate "<prompt>" [-m <model.gguf>] -o <out.png> [--seed N | --noise <noise.safetensors>]
                      [--prior-steps 25] [--decoder-steps 25] [--super-res-steps 7]
                      [--prior-guidance 4.0] [--decoder-guidance 8.0] [--threads N] [--dump <stages.safetensors>]
-      unclip vary <image.png> -m <model.gguf> -o <out.png> [--seed N | --noise <noise.safetensors>]
+      unclip vary <image.png> [-m <model.gguf>] -o <out.png> [--seed N | --noise <noise.safetensors>]
                      [--decoder-steps 25] [--super-res-steps 7] [--decoder-guidance 8.0] [--threads N] [--dump <stages.safetensors>]
-      unclip tokenize -m <model.gguf> "<text>"...
-    Defaults are diffusers' UnCLIPPipeline's. --noise replays the random draws a reference run recorded
+      unclip tokenize [-m <model.gguf>] "<text>"...
+    Without -m the model is $UNCLIP_MODEL, else the embedded one (models/\(defaultModelName) in the source tree
+    this program was built from, or ./models/). Defaults are diffusers' UnCLIPPipeline's. --noise replays the random draws a reference run recorded
     (weights-tools/reference/make_pipeline_fixtures.py); otherwise noise comes from --seed (default 0).
     """
+
+/// -m, else $UNCLIP_MODEL, else the embedded model: next to the sources this binary was built from (#filePath:
+/// <repo>/Sources/unclip/main.swift), next to the binary (<repo>/.build/<config>/unclip), or under ./models.
+func modelPath(_ args: Args, for command: String) -> String {
+    if let m = args.values["--model"] { return m }
+    if let m = ProcessInfo.processInfo.environment["UNCLIP_MODEL"], !m.isEmpty { return m }
+    let sources = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [sources.appendingPathComponent("models"), binary.appendingPathComponent("../../models"),
+                      URL(fileURLWithPath: "models")].map { $0.appendingPathComponent(defaultModelName).standardized.path }
+    guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+        die("\(command): no model given and the embedded model \(defaultModelName) was not found (looked in \(candidates.joined(separator: ", "))); give -m <model.gguf> or set UNCLIP_MODEL", code: 2)
+    }
+    return found
+}
 
 func die(_ message: String, code: Int32 = 1) -> Never {
     FileHandle.standardError.write(Data("unclip: \(message)\n".utf8))
@@ -72,6 +91,7 @@ func modelHash(_ path: String) -> String {
 
 let argv = Array(CommandLine.arguments.dropFirst())
 guard let command = argv.first else { die("missing command\n\(usage)", code: 2) }
+if ["-h", "--help", "help"].contains(command) { print(usage); exit(0) }
 let args = parse(Array(argv.dropFirst()))
 if let t = args.values["--threads"] {
     guard let n = Int(t), (try? Runtime.setThreads(n)) != nil else { die("--threads must be an integer in 1...1024 (got '\(t)')", code: 2) }
@@ -80,7 +100,7 @@ if let t = args.values["--threads"] {
 do {
     switch command {
     case "tokenize":
-        guard let modelPath = args.values["--model"] else { die("tokenize needs -m <model.gguf>", code: 2) }
+        let modelPath = modelPath(args, for: command)
         guard !args.positional.isEmpty else { die("tokenize needs at least one text", code: 2) }
         let tok = try CLIPTokenizer(file: try GGUFFile(path: modelPath))
         for text in args.positional { print("[" + tok.encode(text).ids.map(String.init).joined(separator: ",") + "]") }
@@ -91,8 +111,7 @@ do {
         if command == "vary", let f = ["--prior-steps", "--prior-guidance"].first(where: { args.values[$0] != nil }) {
             die("\(f) does not apply to vary (variations use the image's embedding, no prior)", code: 2)
         }
-        guard let modelPath = args.values["--model"] else { die("generate needs -m <model.gguf>", code: 2) }
-        guard let out = args.values["--output"] else { die("generate needs -o <out.png>", code: 2) }
+        guard let out = args.values["--output"] else { die("\(command) needs -o <out.png>", code: 2) }
         guard out.lowercased().hasSuffix(".png") else { die("the output must be a .png file (got '\(out)')", code: 2) }
         if args.values["--seed"] != nil, args.values["--noise"] != nil { die("give --seed or --noise, not both", code: 2) }
         let prompt = args.positional[0]
@@ -108,6 +127,7 @@ do {
         let dir = (out as NSString).deletingLastPathComponent
         guard FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir) else { die("\(out): its directory does not exist or is not writable") }
         let noise: NoiseSource = try args.values["--noise"].map { try ReplayNoise(path: $0) } ?? SeededNoise(seed: seed)
+        let modelPath = modelPath(args, for: command)
         let model = try ModelFile(path: modelPath)
         let pipe = try UnCLIPPipeline(model: model)
         let start = Date()

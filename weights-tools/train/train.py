@@ -22,7 +22,8 @@ Stages:
            Dhariwal 2021) — ε MSE plus the variational bound for the learned_range variance channels with the mean's
            gradient stopped; unCLIP's dropouts: image embedding → the learned CFG embedding 10%, caption → "" 50%.
   superres UNet2DModel 32→64 (one network in both super_res_first and super_res_last): input = [x_t, the 32x32
-           image upscaled by PyTorch's antialiased bicubic, as the pipeline does], ε MSE.
+           image upscaled by PyTorch's antialiased bicubic, as the pipeline does], MSE on the clean image
+           (prediction_type "sample"; why: SUPER_RES_PREDICTION).
   export   the hub layout (model_index.json, every component's config and safetensors — the EMA weights of the
            diffusion stages —, schedulers as Karlo's, tokenizer files, feature_extractor) under <out>/hub.
   plot     <out>/loss.png: every stage's loss curve from its log.csv.
@@ -73,6 +74,11 @@ TEXT_PROJ = dict(clip_extra_context_tokens=4, clip_embeddings_dim=64, time_embed
 SUPER_RES = dict(sample_size=CANVAS, in_channels=6, out_channels=3, layers_per_block=1, block_out_channels=(32, 64),
                  down_block_types=("ResnetDownsampleBlock2D",) * 2, up_block_types=("ResnetUpsampleBlock2D",) * 2,
                  add_attention=False, norm_num_groups=32, norm_eps=1e-5, resnet_time_scale_shift="default")
+# Super-resolution predicts the clean image ("sample"), not ε as Karlo's does: with 7 sampling steps the first
+# one is at t=999 where √ᾱ ≈ 5e-5, so an ε error of 1e-3 becomes an x0 error of 20 — clipped to ±1, the image's
+# colours flipped to saturated tints that later steps never undo (seen on the first trained model). An x0
+# prediction there is just the upscaled conditioning image.
+SUPER_RES_PREDICTION = "sample"
 # OpenAI CLIP's pixel mean/std (transformers OPENAI_CLIP_MEAN/STD), as CLIPImageProcessor normalises.
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
@@ -461,7 +467,7 @@ def train_superres(out, args):
         a = ac[t][:, None, None, None]
         eps = torch.randn_like(x0)
         pred = m["unet"](torch.cat([a.sqrt() * x0 + (1 - a).sqrt() * eps, up], 1), t).sample.float()
-        return F.mse_loss(pred, eps), None
+        return F.mse_loss(pred, x0 if SUPER_RES_PREDICTION == "sample" else eps), None
 
     run_stage("superres", out, args, build, loss, SEED + 3, ema_decay=0.999, clip_grad=1.0)
 
@@ -506,7 +512,7 @@ def export(out):
     # Karlo's scheduler configs (design/KARLO.md)
     UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", clip_sample_range=5.0).save_pretrained(os.path.join(hub, "prior_scheduler"))
     UnCLIPScheduler(variance_type="learned_range", prediction_type="epsilon").save_pretrained(os.path.join(hub, "decoder_scheduler"))
-    UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="epsilon").save_pretrained(os.path.join(hub, "super_res_scheduler"))
+    UnCLIPScheduler(variance_type="fixed_small_log", prediction_type=SUPER_RES_PREDICTION).save_pretrained(os.path.join(hub, "super_res_scheduler"))
     os.makedirs(os.path.join(hub, "tokenizer"), exist_ok=True)
     for f in ("vocab.json", "merges.txt", "tokenizer_config.json"):
         shutil.copy(os.path.join(TOKENIZER_DIR, f), os.path.join(hub, "tokenizer", f))
