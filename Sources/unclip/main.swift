@@ -14,8 +14,10 @@ let usage = """
                      [--decoder-steps 25] [--super-res-steps 7] [--decoder-guidance 8.0] [--threads N] [--dump <stages.safetensors>]
       unclip tokenize [-m <model.gguf>] "<text>"...
     Without -m the model is $UNCLIP_MODEL, else the embedded one (models/\(defaultModelName) in the source tree
-    this program was built from, or ./models/). Defaults are diffusers' UnCLIPPipeline's. --noise replays the random draws a reference run recorded
-    (weights-tools/reference/make_pipeline_fixtures.py); otherwise noise comes from --seed (default 0).
+    this program was built from, or ./models/). Defaults are diffusers' UnCLIPPipeline's unless the model file sets
+    its own (the embedded model: decoder guidance 4.0); flags override both. --noise replays the random draws a
+    reference run recorded (weights-tools/reference/make_pipeline_fixtures.py); otherwise noise comes from --seed
+    (default 0).
     """
 
 /// -m, else $UNCLIP_MODEL, else the embedded model: next to the sources this binary was built from (#filePath:
@@ -115,12 +117,6 @@ do {
         guard out.lowercased().hasSuffix(".png") else { die("the output must be a .png file (got '\(out)')", code: 2) }
         if args.values["--seed"] != nil, args.values["--noise"] != nil { die("give --seed or --noise, not both", code: 2) }
         let prompt = args.positional[0]
-        var opts = GenerationOptions()
-        opts.priorSteps = int(args, "--prior-steps", opts.priorSteps, 2...1000)
-        opts.decoderSteps = int(args, "--decoder-steps", opts.decoderSteps, 2...1000)
-        opts.superResSteps = int(args, "--super-res-steps", opts.superResSteps, 2...1000)
-        opts.priorGuidance = float(args, "--prior-guidance", opts.priorGuidance)
-        opts.decoderGuidance = float(args, "--decoder-guidance", opts.decoderGuidance)
         let seedText = args.values["--seed"] ?? "0"
         guard let seed = UInt64(seedText) else { die("--seed must be a non-negative integer (got '\(seedText)')", code: 2) }
         // Check the destination before minutes of work.
@@ -129,6 +125,13 @@ do {
         let noise: NoiseSource = try args.values["--noise"].map { try ReplayNoise(path: $0) } ?? SeededNoise(seed: seed)
         let modelPath = modelPath(args, for: command)
         let model = try ModelFile(path: modelPath)
+        // diffusers' defaults, then the model's own (model_index.json's _unclip_generation_defaults), then the flags
+        var opts = try GenerationOptions(defaultsOf: model)
+        opts.priorSteps = int(args, "--prior-steps", opts.priorSteps, 2...1000)
+        opts.decoderSteps = int(args, "--decoder-steps", opts.decoderSteps, 2...1000)
+        opts.superResSteps = int(args, "--super-res-steps", opts.superResSteps, 2...1000)
+        opts.priorGuidance = float(args, "--prior-guidance", opts.priorGuidance)
+        opts.decoderGuidance = float(args, "--decoder-guidance", opts.decoderGuidance)
         let pipe = try UnCLIPPipeline(model: model)
         let start = Date()
         let report: ProgressHandler = { stage, step, total in

@@ -54,4 +54,27 @@ final class UnclipCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: bad))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work.path).filter { $0.hasSuffix(".tmp") }, [])
     }
+
+    /// The embedded model (models/unclip-shapes64-q8.gguf) is what `generate` and `vary` use without -m, and its
+    /// images carry their parameters. (Its caption-following is measured by weights-tools/train/eval_engine.py.)
+    func testEmbeddedModelIsTheDefault() throws {
+        let work = try temporaryDirectory("unclipdefault")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("e.png").path, vary = work.appendingPathComponent("v.png").path
+        var r = try run(["generate", "a red circle on top of a blue square", "-o", out, "--seed", "3",
+                         "--prior-steps", "3", "--decoder-steps", "3", "--super-res-steps", "2"])
+        XCTAssertEqual(r.code, 0, r.err)
+        let img = try PNGImage.read(out)
+        XCTAssertEqual([img.width, img.height], [64, 64])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: out))
+        for text in ["a red circle on top of a blue square", "unclip-shapes64", "seed 3", "fnv1a64-16MiB:"] {
+            XCTAssertNotNil(bytes.range(of: Data(text.utf8)), text)
+        }
+        r = try run(["vary", out, "-o", vary, "--decoder-steps", "3", "--super-res-steps", "2"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(try PNGImage.read(vary).width, 64)
+        r = try run(["tokenize", "an orange circle"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.out.hasPrefix("[49406,"), r.out)
+    }
 }

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import subprocess
 import sys
 
@@ -21,11 +22,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 from evaluate import score, summarize  # noqa: E402
 from world import HELD_OUT, sample_scene  # noqa: E402
 
-EVAL_SEED = 777  # not the training seed
+EVAL_SEED = 777        # the reported evaluation's prompt stream (not the training seed)
+VALIDATION_SEED = 778  # a second stream for choices made while training (guidance, checkpoints)
 
 
-def prompts(n):
-    rng = random.Random(EVAL_SEED)
+def prompts(n, seed=EVAL_SEED):
+    rng = random.Random(seed)
     out = []
     while len(out) < n:
         kind = len(out) % 3
@@ -43,11 +45,15 @@ def main():
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--out", required=True)
     ap.add_argument("--unclip", default=".build/release/unclip")
-    ap.add_argument("--extra", nargs="*", default=[], help="extra flags for unclip generate (e.g. --decoder-guidance 4)")
+    ap.add_argument("--compare", help="another run's --out (e.g. the f32 file's): per-image PSNR against its images")
+    ap.add_argument("--validation", action="store_true", help=f"the validation prompt stream (seed {VALIDATION_SEED}) instead")
+    ap.add_argument("--extra", action="append", default=[],
+                    help="extra flags for unclip generate, e.g. --extra='--decoder-guidance 4' (repeatable)")
     args = ap.parse_args()
+    args.extra = [tok for item in args.extra for tok in shlex.split(item)]
     os.makedirs(args.out, exist_ok=True)
     scores, tiles = [], []
-    for i, p in enumerate(prompts(args.n)):
+    for i, p in enumerate(prompts(args.n, VALIDATION_SEED if args.validation else EVAL_SEED)):
         path = os.path.join(args.out, f"{i:04d}.png")
         subprocess.run([args.unclip, "generate", p, "-m", args.model, "-o", path, "--seed", str(i)] + args.extra,
                        check=True, stderr=subprocess.DEVNULL)
@@ -55,8 +61,21 @@ def main():
         scores.append({**score(p, img), "image": path, "seed": i})
         tiles.append((img, p, scores[-1]["correct"]))
     summary = summarize(scores)
+    if args.compare:
+        import numpy as np
+        psnr = []
+        for s in scores:
+            a = np.asarray(Image.open(s["image"]).convert("RGB"), dtype=np.float64)
+            b = np.asarray(Image.open(os.path.join(args.compare, os.path.basename(s["image"]))).convert("RGB"), dtype=np.float64)
+            mse = np.mean((a - b) ** 2)
+            psnr.append(float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse))
+        finite = [p for p in psnr if p != float("inf")]
+        summary["psnr_vs_compare"] = {"against": args.compare, "mean_db": float(np.mean(finite)) if finite else None,
+                                      "median_db": float(np.median(psnr)), "min_db": float(np.min(psnr)),
+                                      "identical": len(psnr) - len(finite)}
     with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump({"model": args.model, "n": args.n, "extra_flags": args.extra, "summary": summary}, f, indent=1)
+        json.dump({"model": args.model, "n": args.n, "prompts": "validation" if args.validation else "evaluation",
+                   "extra_flags": args.extra, "summary": summary}, f, indent=1)
     with open(os.path.join(args.out, "scores.json"), "w") as f:
         json.dump(scores, f, indent=1)
     # grid: 8 columns of the first 32 images, each with its prompt and ✓/✗
