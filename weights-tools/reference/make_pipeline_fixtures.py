@@ -139,6 +139,11 @@ def main():
     ap.add_argument("--prior-steps", type=int, default=25)
     ap.add_argument("--decoder-steps", type=int, default=25)
     ap.add_argument("--super-res-steps", type=int, default=7)
+    ap.add_argument("--decoder-guidance", type=float, default=8.0, help="diffusers' default 8.0 unless given")
+    ap.add_argument("--final-only", action="store_true",
+                    help="keep only the stage results (text.embeds, prior.image_embeds, decoder.image, super_res.image, "
+                         "image.uint8), not per-module intermediates, and skip the variations run (a small fixture "
+                         "of a bigger model)")
     args = ap.parse_args()
     pipe = load(args.model_dir)
     expected = {}
@@ -213,7 +218,8 @@ def main():
     gen = torch.Generator().manual_seed(SEED)
     with torch.no_grad():
         images = pipe(PROMPT, generator=gen, output_type="np", prior_num_inference_steps=args.prior_steps,
-                      decoder_num_inference_steps=args.decoder_steps, super_res_num_inference_steps=args.super_res_steps).images
+                      decoder_num_inference_steps=args.decoder_steps, super_res_num_inference_steps=args.super_res_steps,
+                      decoder_guidance_scale=args.decoder_guidance).images
 
     # Text encoder: call 0 is the prompt, call 1 the unconditional "".
     (cond_ids, cond_emb, cond_hid), (uncond_ids, uncond_emb, uncond_hid) = te_calls[0], te_calls[1]
@@ -233,13 +239,17 @@ def main():
     assert len(names) == len(draws), (len(names), len(draws))
     noise = {n: d.float().contiguous() for n, d in zip(names, draws)}
     meta = {"prompt": PROMPT, "seed": str(SEED), "prior_steps": str(args.prior_steps), "decoder_steps": str(args.decoder_steps),
-            "super_res_steps": str(args.super_res_steps), "prior_guidance": "4.0", "decoder_guidance": "8.0",
+            "super_res_steps": str(args.super_res_steps), "prior_guidance": "4.0", "decoder_guidance": str(args.decoder_guidance),
             "diffusers": pipeline_module.__name__, "torch": torch.__version__, "fixture_version": FIXTURE_VERSION,
             "command": "weights-tools/.venv/bin/python weights-tools/reference/make_pipeline_fixtures.py " + " ".join([args.model_dir, args.out_prefix])}
+    if args.final_only:
+        expected = {k: v for k, v in expected.items()
+                    if k in ("text.embeds", "prior.image_embeds", "decoder.image", "super_res.image", "image.uint8")}
+        meta["command"] += " --final-only" + (f" --decoder-guidance {args.decoder_guidance}" if args.decoder_guidance != 8.0 else "")
     save_file(noise, args.out_prefix + ".noise.safetensors", metadata=meta)
     save_file({k: v.detach().clone().contiguous() for k, v in expected.items()}, args.out_prefix + ".expected.safetensors", metadata=meta)
     print(json.dumps({k: list(v.shape) for k, v in expected.items()}, indent=0))
-    if os.path.isdir(os.path.join(args.model_dir, "image_encoder")):
+    if os.path.isdir(os.path.join(args.model_dir, "image_encoder")) and not args.final_only:
         restore()
         pipeline_module.F.interpolate = interp
         run_variation(args.model_dir, args.out_prefix + "-vary", args.decoder_steps, args.super_res_steps)

@@ -2,7 +2,8 @@
 """Trains the embedded default model (issue 5) stage by stage on the captioned-shapes world (world.py), with
 fixed seeds, resumable checkpoints and a CSV log per stage. Runs on CPU or, where one is lent, a CUDA GPU.
 
-    # everything, as the committed model was made (GPU recipe; `--recipe cpu` is the ≤ 4 h CPU plan):
+    # everything with the GPU recipe the committed model came from (`--recipe cpu` is the ≤ 4 h CPU plan; the
+    # exact commands, including a CPU fine-tune of super-resolution, are in models/README.md):
     weights-tools/.venv/bin/python weights-tools/train/train.py all --out /work/scratch/train --recipe gpu
     # or one stage at a time (each resumes from <out>/<stage>/checkpoint.pt):
     weights-tools/.venv/bin/python weights-tools/train/train.py decoder --out /work/scratch/train --minutes 30
@@ -94,7 +95,7 @@ RECIPES = {
     "gpu": dict(pool=200_000, clip=(1.25, 512, 1e-3), prior=(2.0, 512, 3e-4), decoder=(5.0, 256, 3e-4),
                 superres=(2.2, 192, 3e-4)),
     "cpu": dict(pool=100_000, clip=(20, 128, 1e-3), prior=(15, 128, 3e-4), decoder=(150, 32, 2e-4),
-                superres=(50, 16, 2e-4)),
+                superres=(50, 16, 2e-4), bf16=True),
     "smoke": dict(pool=10_000, clip=(0.3, 64, 1e-3), prior=(0.3, 64, 3e-4), decoder=(0.5, 8, 3e-4),
                   superres=(0.3, 4, 3e-4)),   # a minute-scale check that every stage runs
 }
@@ -641,6 +642,7 @@ def run_all(out, args):
     def stage(name, background):
         minutes, batch, lr = r[name]
         cmd = me + [name, *common, "--minutes", str(minutes), "--batch", str(batch), "--lr", str(lr)]
+        cmd += ["--bf16"] if r.get("bf16") else []
         log = open(os.path.join(out, f"{name}.log"), "a")
         print("+", " ".join(cmd[1:]), flush=True)
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
