@@ -30,9 +30,16 @@ final class GenerationDefaultsTests: XCTestCase {
         XCTAssertEqual([own.priorGuidance, own.decoderGuidance], [4.0, 4.0])
         for bad in [#"{"decoder_guidance_scale": "4"}"#, #"{"decoder_guidance_scale": 1000}"#, #"{"prior_num_inference_steps": 1}"#,
                     #"{"decoder_num_inference_steps": 2.5}"#, #"{"guidance": 3}"#, "[1, 2]"] {
-            XCTAssertThrowsError(try GenerationOptions(defaultsOf: try model(with: bad)), bad) { error in
+            let m = try model(with: bad)
+            XCTAssertThrowsError(try GenerationOptions(defaultsOf: m), bad) { error in
                 XCTAssertTrue("\(error)".contains(GenerationOptions.modelDefaultsKey), "\(error)")
             }
+            // The CLI refuses such a file before generating: exit 1, the file and the key named, no image.
+            let out = URL(fileURLWithPath: m.path).deletingLastPathComponent().appendingPathComponent("o.png").path
+            let r = try runExecutable("unclip", ["generate", "x", "-m", m.path, "-o", out])
+            XCTAssertEqual(r.code, 1, r.err)
+            XCTAssertTrue(r.err.contains(m.path) && r.err.contains(GenerationOptions.modelDefaultsKey), r.err)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         }
     }
 }

@@ -72,8 +72,9 @@ enum Fixtures {
     }
 }
 
-/// Runs one of the package's executables (built by `swift test` next to the test bundle).
-func runExecutable(_ name: String, _ args: [String]) throws -> (code: Int32, out: String, err: String) {
+/// Runs one of the package's executables (built by `swift test` next to the test bundle); `env` is added to the
+/// test process's environment.
+func runExecutable(_ name: String, _ args: [String], env: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
     let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     var exe = dir.appendingPathComponent(name)
     if !FileManager.default.isExecutableFile(atPath: exe.path) {  // xctest bundles nest one level deeper on some layouts
@@ -86,6 +87,7 @@ func runExecutable(_ name: String, _ args: [String]) throws -> (code: Int32, out
     let p = Process()
     p.executableURL = exe
     p.arguments = args
+    p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
     let o = Pipe(), e = Pipe()
     p.standardOutput = o
     p.standardError = e

@@ -4,7 +4,9 @@ import XCTest
 
 /// The unclip executable (built by `swift test` next to the test bundle).
 final class UnclipCLITests: XCTestCase {
-    func run(_ args: [String]) throws -> (code: Int32, out: String, err: String) { try runExecutable("unclip", args) }
+    func run(_ args: [String], env: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
+        try runExecutable("unclip", args, env: env)
+    }
 
     func testGenerateVaryTokenizeAndBadInputs() throws {
         let work = try temporaryDirectory("unclipcli")
@@ -76,5 +78,13 @@ final class UnclipCLITests: XCTestCase {
         r = try run(["tokenize", "an orange circle"])
         XCTAssertEqual(r.code, 0, r.err)
         XCTAssertTrue(r.out.hasPrefix("[49406,"), r.out)
+        // $UNCLIP_MODEL comes before the embedded model; a bad one is an error naming it, nothing written.
+        let bad = work.appendingPathComponent("bad.png").path
+        for model in [work.appendingPathComponent("none.gguf").path, vary] {
+            r = try run(["generate", "x", "-o", bad], env: ["UNCLIP_MODEL": model])
+            XCTAssertEqual(r.code, 1, r.err)
+            XCTAssertTrue(r.err.hasPrefix("unclip: \(model): "), r.err)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bad))
     }
 }

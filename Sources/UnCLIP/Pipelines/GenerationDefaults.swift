@@ -16,20 +16,24 @@ extension GenerationOptions {
         guard let index = try? JSON.parse(text), let d = index[Self.modelDefaultsKey] else { return }
         guard let members = d.object else { throw bad("is not a JSON object") }
         for (key, value) in members {
+            func integer() throws -> Int {
+                guard let v = value.int else { throw bad("\(key) must be an integer") }
+                return Int(v)
+            }
+            func number() throws -> Float {
+                guard let v = value.double else { throw bad("\(key) must be a number") }
+                return Float(v)
+            }
             switch key {
-            case "prior_num_inference_steps", "decoder_num_inference_steps", "super_res_num_inference_steps":
-                guard let v = value.int, (2...1000).contains(v) else { throw bad("\(key) must be an integer in 2...1000") }
-                switch key {
-                case "prior_num_inference_steps": priorSteps = Int(v)
-                case "decoder_num_inference_steps": decoderSteps = Int(v)
-                default: superResSteps = Int(v)
-                }
-            case "prior_guidance_scale", "decoder_guidance_scale":
-                guard let v = value.double, v.isFinite, (0...100).contains(v) else { throw bad("\(key) must be a number in 0...100") }
-                if key == "prior_guidance_scale" { priorGuidance = Float(v) } else { decoderGuidance = Float(v) }
-            default:
-                throw bad("unknown key \"\(key)\" (known: the UnCLIPPipeline argument names of steps and guidance)")
+            case "prior_num_inference_steps": priorSteps = try integer()
+            case "decoder_num_inference_steps": decoderSteps = try integer()
+            case "super_res_num_inference_steps": superResSteps = try integer()
+            case "prior_guidance_scale": priorGuidance = try number()
+            case "decoder_guidance_scale": decoderGuidance = try number()
+            default: throw bad("unknown key \"\(key)\" (known: the UnCLIPPipeline argument names of steps and guidance)")
             }
         }
+        // The ranges the pipeline accepts (GenerationOptions.validate), reported against the model file.
+        do { try validate() } catch { throw bad("\(error)") }
     }
 }
