@@ -15,16 +15,8 @@ import numpy as np, torch, torch.nn.functional as F
 from eval_engine import prompts
 torch.set_num_threads(2)
 hub = sys.argv[1]; n = int(sys.argv[2])
-sys.argv = sys.argv[:1]
-from diffusers import PriorTransformer, UNet2DConditionModel, UNet2DModel, UnCLIPPipeline, UnCLIPScheduler
-from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
-from transformers import CLIPTextModelWithProjection, CLIPTokenizer
-j = lambda s: os.path.join(hub, s)
-pipe = UnCLIPPipeline(prior=PriorTransformer.from_pretrained(j("prior")), decoder=UNet2DConditionModel.from_pretrained(j("decoder")),
-    text_encoder=CLIPTextModelWithProjection.from_pretrained(j("text_encoder")), tokenizer=CLIPTokenizer.from_pretrained(j("tokenizer")),
-    text_proj=UnCLIPTextProjModel.from_pretrained(j("text_proj")), super_res_first=UNet2DModel.from_pretrained(j("super_res_first")),
-    super_res_last=UNet2DModel.from_pretrained(j("super_res_last")), prior_scheduler=UnCLIPScheduler.from_pretrained(j("prior_scheduler")),
-    decoder_scheduler=UnCLIPScheduler.from_pretrained(j("decoder_scheduler")), super_res_scheduler=UnCLIPScheduler.from_pretrained(j("super_res_scheduler")))
+from make_pipeline_fixtures import load  # the oracle's pipeline built from components (this folder)
+pipe = load(hub)
 pipe.set_progress_bar_config(disable=True)
 MODE = {"q": None}
 def rows(a):

@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))   # make_tiny_karlo, make_pipeline_fixtures
 from world import COLORS, SHAPES, SIZES, render, sample_scene  # noqa: E402
 
 SEED = 20261126
@@ -552,7 +553,6 @@ def export(out):
     os.makedirs(os.path.join(hub, "tokenizer"), exist_ok=True)
     for f in ("vocab.json", "merges.txt", "tokenizer_config.json"):
         shutil.copy(os.path.join(TOKENIZER_DIR, f), os.path.join(hub, "tokenizer", f))
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "reference"))
     from make_tiny_karlo import karlo_model_index
     index = karlo_model_index()
     index["image_encoder"] = ["transformers", "CLIPVisionModelWithProjection"]
@@ -599,21 +599,10 @@ def plot(out):
 def sample(out, n, settings):
     """diffusers' UnCLIPPipeline on <out>/unclip-shapes64 for eval_engine's prompts, scored by evaluate.py, per setting
     (prior guidance, decoder guidance); writes <out>/sample.json."""
-    from diffusers import PriorTransformer, UNet2DConditionModel, UNet2DModel, UnCLIPPipeline, UnCLIPScheduler
-    from diffusers.pipelines.deprecated.unclip.text_proj import UnCLIPTextProjModel
-    from transformers import CLIPTextModelWithProjection, CLIPTokenizer
     from eval_engine import prompts
     from evaluate import score, summarize
-    j = lambda s: os.path.join(out, MODEL_NAME, s)
-    pipe = UnCLIPPipeline(
-        prior=PriorTransformer.from_pretrained(j("prior")), decoder=UNet2DConditionModel.from_pretrained(j("decoder")),
-        text_encoder=CLIPTextModelWithProjection.from_pretrained(j("text_encoder")),
-        tokenizer=CLIPTokenizer.from_pretrained(j("tokenizer")), text_proj=UnCLIPTextProjModel.from_pretrained(j("text_proj")),
-        super_res_first=UNet2DModel.from_pretrained(j("super_res_first")),
-        super_res_last=UNet2DModel.from_pretrained(j("super_res_last")),
-        prior_scheduler=UnCLIPScheduler.from_pretrained(j("prior_scheduler")),
-        decoder_scheduler=UnCLIPScheduler.from_pretrained(j("decoder_scheduler")),
-        super_res_scheduler=UnCLIPScheduler.from_pretrained(j("super_res_scheduler"))).to(DEVICE)
+    from make_pipeline_fixtures import load   # the oracle's pipeline built from components
+    pipe = load(os.path.join(out, MODEL_NAME)).to(DEVICE)
     pipe.set_progress_bar_config(disable=True)
     ps = prompts(n)
     results = []
