@@ -251,10 +251,11 @@ def rng_state(gen):
 
 
 def set_rng_state(gen, s):
-    gen.set_state(s["gen"])
-    torch.set_rng_state(s["cpu"])
+    # the checkpoint is loaded onto the training device; RNG states must be CPU byte tensors
+    gen.set_state(s["gen"].cpu())
+    torch.set_rng_state(s["cpu"].cpu())
     if s["cuda"] is not None and DEVICE.type == "cuda":
-        torch.cuda.set_rng_state(s["cuda"])
+        torch.cuda.set_rng_state(s["cuda"].cpu())
 
 
 def resume(path, modules, opt, gen):
