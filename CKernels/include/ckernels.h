@@ -77,9 +77,13 @@ void ck_openblas_set_threads(int n);
 // int8 GEMM (gemm_q8*.c)
 // ---------------------------------------------------------------------------------------------------------
 // Weights: symmetric per-output-channel int8, w[n][k] ≈ scale[n]·q[n][k], q ∈ [-127, 127].
-// Activations: quantized per row on the fly, a[m][k] ≈ sa[m]·qa[m][k], sa = max|a[m]|/127,
-// qa = round-half-even(a·(127/max|a|)), so qa ∈ [-127, 127]; a zero row has sa = 0, qa = 0.
-// acc[m][n] = Σ_k qa[m][k]·q[n][k] in int32 (exact on every path); C = acc·sa[m]·scale[n] + bias[n].
+// Activations: quantized per row on the fly, asymmetric (unsigned 8-bit with a zero point), because most inputs
+// are one-sided (after SiLU/GELU) and symmetric ±127 wastes half the levels there: with [lo, hi] the row's range
+// widened to contain 0, sa = (hi−lo)/255, zp = round-half-even(−lo·255/(hi−lo)) ∈ [0, 255],
+// u = clamp(round-half-even(a·255/(hi−lo)) + zp, 0, 255); stored as int8 qa = u − 128 with corr[m] = 128 − zp, so
+// a[m][k] ≈ sa[m]·(qa[m][k] + corr[m]) and 0 is exact. A zero row has sa = 0, qa = 0, corr = 0.
+// acc[m][n] = Σ_k qa[m][k]·q[n][k] in int32 (exact on every path);
+// C = (acc + corr[m]·colsum[n])·sa[m]·scale[n] + bias[n].
 //
 // Packed layout ("q8 panels"): K padded to Kp = a multiple of CK_Q8_KB with zeros, N to a multiple of
 // CK_Q8_NR; panel p holds Kp/4 groups of NR columns × 4 consecutive k:
@@ -90,7 +94,7 @@ void ck_openblas_set_threads(int n);
 int ck_q8_padded_k(int K);                                  // Kp
 size_t ck_q8_packed_size(int N, int K);                     // bytes of the int8 panels
 // Quantizes W [N,K] (row stride ldw) per output channel: writes the panels, scale[N] and colsum[N]
-// (Σ_k q[n][k], used by the vpdpbusd path's unsigned-activation correction).
+// (Σ_k q[n][k], for the activations' zero point and the vpdpbusd path's unsigned-operand correction).
 void ck_q8_quantize_pack(int N, int K, const float *W, int ldw, int8_t *packed, float *scale, int32_t *colsum);
 // The same for a convolution weight [Cout, Cin, kh, kw] (column order of ck_im2col_f32).
 void ck_q8_quantize_pack_conv(int Cout, int Cin, int kh, int kw, const float *W, int8_t *packed, float *scale,
@@ -104,9 +108,9 @@ void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t 
 // Reads back q[n][k] from panels (tests, export).
 int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k);
 
-// Quantizes rows of A: out is [M, Kp] int8 (zero past K), sa[M]. Identical bits on every path.
-void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa);
-void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa);
+// Quantizes rows of A: out is [M, Kp] int8 (zero past K), sa[M], corr[M]. Identical bits on every path.
+void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
+void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
 
 // AMX: loads the tile configuration the int8 kernel uses (8 tiles of 16 rows × 64 bytes) for the calling
 // thread. Only call when ck_isa_supported(CK_ISA_AMX).

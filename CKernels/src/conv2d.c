@@ -103,11 +103,12 @@ void ck_conv2d_f32(const ck_conv2d_params *p, const float *x, const float *packe
     }
 }
 
-// int8: per thread, one im2col row in f32 (K floats), the quantized tile, its row scales and an int32 tile.
+// int8: per thread, one im2col row in f32 (K floats), the quantized tile, its row scales and zero-point
+// corrections, and an int32 tile.
 static size_t q8_thread_bytes(const ck_conv2d_params *p) {
     int K = conv_k(p), Kp = ck_q8_padded_k(K);
     return CK_ALIGN_UP((size_t)K * sizeof(float)) + CK_ALIGN_UP((size_t)CK_CONV_TILE_Q8 * Kp) +
-           CK_ALIGN_UP(CK_CONV_TILE_Q8 * sizeof(float)) + CK_ALIGN_UP((size_t)CK_CONV_TILE_Q8 * CK_Q8_NR * 4) +
+           2 * CK_ALIGN_UP(CK_CONV_TILE_Q8 * sizeof(float)) + CK_ALIGN_UP((size_t)CK_CONV_TILE_Q8 * CK_Q8_NR * 4) +
            CK_Q8_KERNEL_SCRATCH(Kp);
 }
 
@@ -146,17 +147,18 @@ void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packe
         float *row = (float *)ts;
         int8_t *qa = (int8_t *)(ts + CK_ALIGN_UP((size_t)K * sizeof(float)));
         float *sa = (float *)((char *)qa + CK_ALIGN_UP((size_t)CK_CONV_TILE_Q8 * Kp));
-        int32_t *acc = (int32_t *)((char *)sa + CK_ALIGN_UP(CK_CONV_TILE_Q8 * sizeof(float)));
+        int32_t *corr = (int32_t *)((char *)sa + CK_ALIGN_UP(CK_CONV_TILE_Q8 * sizeof(float)));
+        int32_t *acc = (int32_t *)((char *)corr + CK_ALIGN_UP(CK_CONV_TILE_Q8 * sizeof(float)));
         void *ks = (char *)acc + CK_ALIGN_UP((size_t)CK_CONV_TILE_Q8 * CK_Q8_NR * 4);
         for (int r = 0; r < rows; r++) {
             ck_im2col_f32(p, x, n, p0 + r, 1, row, K);
-            ck_q8_quantize_rows(1, K, row, K, qa + (size_t)r * Kp, &sa[r]);
+            ck_q8_quantize_rows(1, K, row, K, qa + (size_t)r * Kp, &sa[r], &corr[r]);
         }
         float *yt = y + ((size_t)n * HWo + p0) * p->Cout;
         for (int q = w.q0; q < w.q1; q++) {
             int n0 = q * CK_Q8_NR;
             ck_gemm_q8_block(isa, rows, p->Cout, Kp, qa, Kp, packed, colsum, q, q + 1, acc, CK_Q8_NR, ks);
-            ck_q8_epilogue(rows, CK_MIN(CK_Q8_NR, p->Cout - n0), acc, CK_Q8_NR, sa, scale + n0,
+            ck_q8_epilogue(rows, CK_MIN(CK_Q8_NR, p->Cout - n0), acc, CK_Q8_NR, sa, corr, scale + n0, colsum + n0,
                            bias ? bias + n0 : NULL, yt + n0, p->Cout);
         }
     }

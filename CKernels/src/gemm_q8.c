@@ -129,23 +129,52 @@ void ck_q8_quantize_pack_conv(int Cout, int Cin, int kh, int kw, const float *W,
     quantize_pack_rows(Cout, Cin * kh * kw, W, Cin * kh * kw, Cin, kh * kw, packed, scale, colsum);
 }
 
-void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa) {
+// One activation row, asymmetric: the range [lo, hi] always contains 0 (so zero, e.g. a convolution's padding,
+// is exact), inv = 255/(hi−lo) (scalar), zp = round-half-even(−lo·inv) ∈ [0, 255], u = clamp(round-half-even(a·inv) + zp,
+// 0, 255); stored as qa = u − 128 (int8) with corr = 128 − zp, so a ≈ sa·(qa + corr). lrintf rounds half-even in
+// the default rounding mode, as vcvtps2dq does.
+void ck_q8_quantize_row_params(float lo, float hi, float *sa, float *inv, int32_t *zp) {
+    if (!(hi > lo)) {           // an all-zero row: u = zp = 128, so qa = 0 and corr = 0
+        *sa = 0.0f;
+        *inv = 0.0f;
+        *zp = 128;
+        return;
+    }
+    *inv = 255.0f / (hi - lo);
+    *sa = (hi - lo) / 255.0f;
+    long z = lrintf(-lo * *inv);
+    *zp = (int32_t)(z < 0 ? 0 : z > 255 ? 255 : z);
+}
+
+void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr) {
     int Kp = ck_q8_padded_k(K);
     for (int m = 0; m < M; m++) {
+        const float *a = A + (size_t)m * lda;
         int8_t *o = out + (size_t)m * Kp;
-        quantize_weight_row(K, A + (size_t)m * lda, 1, o, &sa[m]);
+        float lo = 0.0f, hi = 0.0f, inv;
+        int32_t zp;
+        for (int k = 0; k < K; k++) {
+            lo = fminf(lo, a[k]);
+            hi = fmaxf(hi, a[k]);
+        }
+        ck_q8_quantize_row_params(lo, hi, &sa[m], &inv, &zp);
+        for (int k = 0; k < K; k++) {
+            long u = lrintf(a[k] * inv) + zp;
+            o[k] = (int8_t)((u < 0 ? 0 : u > 255 ? 255 : u) - 128);
+        }
         memset(o + K, 0, (size_t)(Kp - K));
+        corr[m] = 128 - zp;
     }
 }
 
-void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa) {
+void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr) {
 #if defined(__x86_64__)
     if (ck_isa_active() >= CK_ISA_AVX512) {
-        ck_q8_quantize_rows_avx512(M, K, A, lda, out, sa);
+        ck_q8_quantize_rows_avx512(M, K, A, lda, out, sa, corr);
         return;
     }
 #endif
-    ck_q8_quantize_rows_ref(M, K, A, lda, out, sa);
+    ck_q8_quantize_rows_ref(M, K, A, lda, out, sa, corr);
 }
 
 void ck_gemm_q8_s32_ref(int M, int N, int K, const int8_t *qa, const int8_t *packed, int32_t *acc, int ldacc) {
@@ -223,11 +252,12 @@ void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed,
     }
 }
 
-void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const float *scale,
-                    const float *bias, float *C, int ldc) {
+void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *corr,
+                    const float *scale, const int32_t *colsum, const float *bias, float *C, int ldc) {
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
-            float v = (float)acc[(size_t)m * ldacc + n] * sa[m] * scale[n];
+            int32_t s = acc[(size_t)m * ldacc + n] + corr[m] * colsum[n];     // Σ (qa + corr)·q, exact
+            float v = (float)s * sa[m] * scale[n];
             C[(size_t)m * ldc + n] = bias ? v + bias[n] : v;
         }
 }
@@ -235,7 +265,7 @@ void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa
 size_t ck_gemm_q8_scratch_size(int M, int K, int nthreads) {
     int Kp = ck_q8_padded_k(K);
     size_t rows = CK_ALIGN_UP((size_t)CK_ROUND_UP(M, 32) * Kp);          // quantized A (+ AMX row padding)
-    size_t sa = CK_ALIGN_UP((size_t)M * sizeof(float));
+    size_t sa = 2 * CK_ALIGN_UP((size_t)M * sizeof(float));              // sa[M], corr[M]
     size_t per_thread = CK_ALIGN_UP((size_t)CK_Q8_MC * CK_Q8_NR * 4)      // int32 accumulator tile
                         + CK_Q8_KERNEL_SCRATCH(Kp);     // kernel scratch
     return rows + sa + (size_t)nthreads * per_thread + CK_ALIGN;
@@ -245,12 +275,16 @@ void ck_gemm_q8_ref(int M, int N, int K, const float *A, int lda, const int8_t *
                     const float *bias, float *C, int ldc) {
     int Kp = ck_q8_padded_k(K);
     int8_t qa[Kp];
-    int32_t acc[N > 0 ? N : 1];
     for (int m = 0; m < M; m++) {
         float sa;
-        ck_q8_quantize_rows_ref(1, K, A + (size_t)m * lda, lda, qa, &sa);
-        ck_gemm_q8_s32_ref(1, N, K, qa, packed, acc, N);
-        ck_q8_epilogue(1, N, acc, N, &sa, scale, bias, C + (size_t)m * ldc, ldc);
+        int32_t corr;
+        ck_q8_quantize_rows_ref(1, K, A + (size_t)m * lda, lda, qa, &sa, &corr);
+        for (int n = 0; n < N; n++) {
+            int32_t s = 0;      // Σ (qa + corr)·q directly, without the column sums the fast paths use
+            for (int k = 0; k < K; k++) s += ((int32_t)qa[k] + corr) * packed[packed_index(Kp, n, k)];
+            float v = (float)s * sa * scale[n];
+            C[(size_t)m * ldc + n] = bias ? v + bias[n] : v;
+        }
     }
 }
 
@@ -262,12 +296,13 @@ void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *pack
     int8_t *qa = (int8_t *)s;
     size_t rows = CK_ALIGN_UP((size_t)CK_ROUND_UP(M, 32) * Kp);
     float *sa = (float *)(s + rows);
-    char *threads = s + rows + CK_ALIGN_UP((size_t)M * sizeof(float));
+    int32_t *corr = (int32_t *)(s + rows + CK_ALIGN_UP((size_t)M * sizeof(float)));
+    char *threads = s + rows + 2 * CK_ALIGN_UP((size_t)M * sizeof(float));
     size_t acc_bytes = CK_ALIGN_UP((size_t)CK_Q8_MC * CK_Q8_NR * 4);
     size_t per_thread = acc_bytes + CK_Q8_KERNEL_SCRATCH(Kp);
     int nt = ck_get_threads();
 #pragma omp parallel for schedule(static) num_threads(nt)
-    for (int m = 0; m < M; m++) ck_q8_quantize_rows(1, K, A + (size_t)m * lda, lda, qa + (size_t)m * Kp, &sa[m]);
+    for (int m = 0; m < M; m++) ck_q8_quantize_rows(1, K, A + (size_t)m * lda, lda, qa + (size_t)m * Kp, &sa[m], &corr[m]);
     memset(qa + (size_t)M * Kp, 0, (size_t)(CK_ROUND_UP(M, 32) - M) * Kp);
 
     int np = CK_ROUND_UP(N, CK_Q8_NR) / CK_Q8_NR;
@@ -282,7 +317,7 @@ void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *pack
         int32_t *acc = (int32_t *)ts;
         ck_gemm_q8_block(isa, rows_u, N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1, acc, CK_Q8_NR,
                          ts + acc_bytes);
-        ck_q8_epilogue(rows_u, CK_MIN(CK_Q8_NR, N - n0), acc, CK_Q8_NR, sa + m0, scale + n0, bias ? bias + n0 : NULL,
-                       C + (size_t)m0 * ldc + n0, ldc);
+        ck_q8_epilogue(rows_u, CK_MIN(CK_Q8_NR, N - n0), acc, CK_Q8_NR, sa + m0, corr + m0, scale + n0, colsum + n0,
+                       bias ? bias + n0 : NULL, C + (size_t)m0 * ldc + n0, ldc);
     }
 }

@@ -50,38 +50,43 @@ void ck_q8_kernel_avx512(int mr, int Kp, const int8_t *qa, int ldqa, const int8_
     }
 }
 
-// Row quantization with the reference's exact arithmetic: max|a| (exact), inv = 127/max (scalar, as the
-// reference), v·inv in f32, vcvtps2dq (round-half-even), clamp to ±127.
+// Row quantization with the reference's exact arithmetic (ck_q8_quantize_rows_ref): min/max with 0 (exact),
+// the scalar parameters from ck_q8_quantize_row_params, a·inv in f32, vcvtps2dq (round-half-even), + zp, clamp to
+// [0, 255], − 128.
 CK_TARGET_ATTR
-void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa) {
+void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr) {
     int Kp = ck_q8_padded_k(K);
     for (int m = 0; m < M; m++) {
         const float *a = A + (size_t)m * lda;
         int8_t *o = out + (size_t)m * Kp;
-        __m512 vmax = _mm512_setzero_ps();
+        __m512 vmin = _mm512_setzero_ps(), vmax = _mm512_setzero_ps();
         int k = 0;
-        for (; k + 16 <= K; k += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(a + k)));
-        float amax = _mm512_reduce_max_ps(vmax);
-        for (; k < K; k++) amax = fmaxf(amax, fabsf(a[k]));
-        if (amax == 0.0f) {
-            memset(o, 0, (size_t)Kp);
-            sa[m] = 0.0f;
-            continue;
+        for (; k + 16 <= K; k += 16) {
+            __m512 v = _mm512_loadu_ps(a + k);
+            vmin = _mm512_min_ps(vmin, v);
+            vmax = _mm512_max_ps(vmax, v);
         }
-        float inv = 127.0f / amax;
-        sa[m] = amax / 127.0f;
+        float lo = _mm512_reduce_min_ps(vmin), hi = _mm512_reduce_max_ps(vmax), inv;
+        for (; k < K; k++) {
+            lo = fminf(lo, a[k]);
+            hi = fmaxf(hi, a[k]);
+        }
+        int32_t zp;
+        ck_q8_quantize_row_params(lo, hi, &sa[m], &inv, &zp);
         __m512 vinv = _mm512_set1_ps(inv);
-        const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+        const __m512i vzp = _mm512_set1_epi32(zp), zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255),
+                      half = _mm512_set1_epi32(128);
         for (k = 0; k + 16 <= K; k += 16) {
-            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(a + k), vinv));
-            q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
-            _mm_storeu_si128((__m128i *)(o + k), _mm512_cvtepi32_epi8(q));
+            __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(a + k), vinv)), vzp);
+            u = _mm512_min_epi32(_mm512_max_epi32(u, zero), top);
+            _mm_storeu_si128((__m128i *)(o + k), _mm512_cvtepi32_epi8(_mm512_sub_epi32(u, half)));
         }
         for (; k < K; k++) {
-            long q = lrintf(a[k] * inv);
-            o[k] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            long u = lrintf(a[k] * inv) + zp;
+            o[k] = (int8_t)((u < 0 ? 0 : u > 255 ? 255 : u) - 128);
         }
         memset(o + K, 0, (size_t)(Kp - K));
+        corr[m] = 128 - zp;
     }
 }
 #endif

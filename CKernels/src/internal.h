@@ -53,7 +53,7 @@ void ck_q8_kernel_avx512(int mr, int Kp, const int8_t *qa, int ldqa, const int8_
 void ck_q8_kernel_amx(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
                       int32_t *acc, int ldacc, int nvalid, void *scratch);
 void ck_amx_tile_release(void);
-void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa);
+void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
 #endif
 #define CK_Q8_MR_REF 4
 #define CK_Q8_MR_AVX2 2
@@ -65,9 +65,11 @@ ck_q8_kernel ck_q8_kernel_for(ck_isa isa);
 // Integer GEMM of rows [0, M) × panels [p0, p1) on one thread (AMX tiles configured by the caller).
 void ck_gemm_q8_block(ck_isa isa, int M, int N, int Kp, const int8_t *qa, int ldqa, const int8_t *packed,
                       const int32_t *colsum, int p0, int p1, int32_t *acc, int ldacc, void *kscratch);
-// acc → f32: C[m][n] = acc·sa[m]·scale[n] + bias[n], the same operation order on every path.
-void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const float *scale,
-                    const float *bias, float *C, int ldc);
+// acc → f32: C[m][n] = (acc + corr[m]·colsum[n])·sa[m]·scale[n] + bias[n], the same operation order on every path.
+void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *corr,
+                    const float *scale, const int32_t *colsum, const float *bias, float *C, int ldc);
+// The row parameters of asymmetric activation quantization from the row's range [lo ≤ 0, hi ≥ 0].
+void ck_q8_quantize_row_params(float lo, float hi, float *sa, float *inv, int32_t *zp);
 
 // y = x·σ(αx) on one thread with the given path (SiLU: α = 1).
 void ck_sigmoid_gate_serial(ck_isa isa, size_t n, const float *x, float alpha, float *y);

@@ -32,9 +32,9 @@ final class GemmTests: XCTestCase {
         for (si, s) in GemmTests.shapes.enumerated() {
             var rng = TestRNG(seed: UInt64(200 + si))
             let kp = Int(ck_q8_padded_k(Int32(s.k)))
-            // Full-range int8 operands (−127…127) make any lost bit visible.
+            // Full-range operands (activations −128…127, weights −127…127) make any lost bit visible.
             var qa = [Int8](repeating: 0, count: s.m * kp)
-            for m in 0..<s.m { for k in 0..<s.k { qa[m * kp + k] = Int8(truncatingIfNeeded: Int(rng.next() % 255) - 127) } }
+            for m in 0..<s.m { for k in 0..<s.k { qa[m * kp + k] = Int8(truncatingIfNeeded: Int(rng.next() % 256) - 128) } }
             var q = [Int8](repeating: 0, count: s.n * s.k)
             for i in q.indices { q[i] = Int8(truncatingIfNeeded: Int(rng.next() % 255) - 127) }
             var packed = [Int8](repeating: 0, count: ck_q8_packed_size(Int32(s.n), Int32(s.k)))
@@ -58,21 +58,45 @@ final class GemmTests: XCTestCase {
         for k in [1, 15, 16, 17, 100, 333] {
             var a = rng.array(3 * k, scale: 5)
             a[0] = 0.5  // ties at .5 after scaling exercise round-half-even
+            for i in k..<(2 * k) { a[i] = abs(a[i]) + 1 }   // row 1 one-sided and away from 0, as after SiLU
             let kp = Int(ck_q8_padded_k(Int32(k)))
             var qRef = [Int8](repeating: 1, count: 3 * kp), sRef = [Float](repeating: 0, count: 3)
-            ck_q8_quantize_rows_ref(3, Int32(k), a, Int32(k), &qRef, &sRef)
+            var cRef = [Int32](repeating: 7, count: 3)
+            ck_q8_quantize_rows_ref(3, Int32(k), a, Int32(k), &qRef, &sRef, &cRef)
             forEachPathAndThreads { path, _ in
                 var q = [Int8](repeating: 1, count: 3 * kp), s = [Float](repeating: 0, count: 3)
-                ck_q8_quantize_rows(3, Int32(k), a, Int32(k), &q, &s)
+                var c = [Int32](repeating: 7, count: 3)
+                ck_q8_quantize_rows(3, Int32(k), a, Int32(k), &q, &s, &c)
                 XCTAssertEqual(q, qRef, "k \(k) path \(path)")
                 XCTAssertEqual(s, sRef, "k \(k) path \(path)")
+                XCTAssertEqual(c, cRef, "k \(k) path \(path)")
             }
+            // Each value comes back within half a step of the row's 256 levels; a one-sided row has zero point 0
+            // (corr 128) and uses every level up to its maximum.
+            for m in 0..<3 {
+                let row = a[(m * k)..<((m + 1) * k)]
+                let lo = min(0, row.min()!), hi = max(0, row.max()!)
+                XCTAssertEqual(sRef[m], (hi - lo) / 255, accuracy: 1e-6 * (hi - lo))
+                for kk in 0..<k {
+                    let back = sRef[m] * Float(Int32(qRef[m * kp + kk]) + cRef[m])
+                    XCTAssertLessThanOrEqual(abs(back - a[m * k + kk]), sRef[m] * 0.5001, "k \(k) row \(m) col \(kk)")
+                }
+                XCTAssertEqual(Array(qRef[(m * kp + k)..<((m + 1) * kp)]), [Int8](repeating: 0, count: kp - k))
+            }
+            XCTAssertEqual(cRef[1], 128)
+            let row1 = Array(a[k..<(2 * k)])
+            XCTAssertEqual(qRef[kp + row1.indices.max(by: { row1[$0] < row1[$1] })!], 127)
         }
-        // A zero row quantizes to zeros with scale 0.
-        var q = [Int8](repeating: 1, count: 64), s: [Float] = [1]
-        ck_q8_quantize_rows_ref(1, 10, [Float](repeating: 0, count: 10), 10, &q, &s)
+        // A zero row quantizes to zeros with scale 0; a zero inside a row (a convolution's padding) is exact.
+        var q = [Int8](repeating: 1, count: 64), s: [Float] = [1], c: [Int32] = [7]
+        ck_q8_quantize_rows_ref(1, 10, [Float](repeating: 0, count: 10), 10, &q, &s, &c)
         XCTAssertEqual(s, [0])
+        XCTAssertEqual(c, [0])
         XCTAssertEqual(q, [Int8](repeating: 0, count: 64))
+        let mixed: [Float] = [-0.3, 0, 1.7, 0, 2.9]
+        ck_q8_quantize_rows_ref(1, 5, mixed, 5, &q, &s, &c)
+        XCTAssertEqual(s[0] * Float(Int32(q[1]) + c[0]), 0)
+        XCTAssertEqual(s[0] * Float(Int32(q[3]) + c[0]), 0)
     }
 
     func testQ8LinearMatchesReferenceExactlyAndApproximatesF32() throws {
