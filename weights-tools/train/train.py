@@ -328,7 +328,8 @@ def run_stage(stage, out, args, build, compute_loss, seed, ema_decay=None, clip_
             e.update(modules[k], step)
         step += 1
         if step % 10 == 0:
-            log.row(step, round(elapsed(), 1), round(loss.item(), 5), "" if acc is None else round(acc, 3), args.lr)
+            log.row(step, round(elapsed(), 1), round(loss.item(), 5), "" if acc is None else round(acc, 3),
+                    opt.param_groups[0]["lr"])       # the rate of this step (warm-up included)
         if step % 100 == 0:
             print(f"{stage} step {step} {elapsed() / 60:.2f} min loss {loss.item():.4f}"
                   + ("" if acc is None else f" accuracy {acc:.2f}"), flush=True)
@@ -400,11 +401,13 @@ def train_prior(out, args, cfg_dropout=0.1):
     def build(pool, gen):
         clip["text"], clip["vision"] = load_clip(out, args.init)
         prior = PriorTransformer(**PRIOR).to(DEVICE)
-        # clip_mean / clip_std of the world's image embeddings (4,096 pool images), the prior's normalisation
-        with torch.no_grad():
-            embs = torch.cat([clip["vision"](pixel_values=pool.batch(gen, 256)[0]).image_embeds for _ in range(16)])
-        prior.clip_mean.data.copy_(embs.mean(0, keepdim=True))
-        prior.clip_std.data.copy_(embs.std(0, keepdim=True))
+        # clip_mean / clip_std of the world's image embeddings (4,096 pool images), the prior's normalisation;
+        # a prior fine-tuned from --init keeps the exported model's (run_stage loads them with its weights)
+        if not args.init:
+            with torch.no_grad():
+                embs = torch.cat([clip["vision"](pixel_values=pool.batch(gen, 256)[0]).image_embeds for _ in range(16)])
+            prior.clip_mean.data.copy_(embs.mean(0, keepdim=True))
+            prior.clip_std.data.copy_(embs.std(0, keepdim=True))
         return {"prior": prior}, list(prior.parameters())
 
     def loss(pool, gen, m):
