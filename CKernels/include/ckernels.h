@@ -79,8 +79,8 @@ void ck_openblas_set_threads(int n);
 // Weights: symmetric per-output-channel int8, w[n][k] ≈ scale[n]·q[n][k], q ∈ [-127, 127].
 // Activations: quantized per row on the fly, asymmetric (unsigned 8-bit with a zero point), because most inputs
 // are one-sided (after SiLU/GELU) and symmetric ±127 wastes half the levels there: with [lo, hi] the row's range
-// widened to contain 0, sa = (hi−lo)/255, zp = round-half-even(−lo·255/(hi−lo)) ∈ [0, 255],
-// u = clamp(round-half-even(a·255/(hi−lo)) + zp, 0, 255); stored as int8 qa = u − 128 with corr[m] = 128 − zp, so
+// widened to contain 0, inv = 255/(hi−lo) and sa = (hi−lo)/255 in f32, zp = round-half-even(−lo·inv) ∈ [0, 255],
+// u = clamp(round-half-even(a·inv) + zp, 0, 255); stored as int8 qa = u − 128 with corr[m] = 128 − zp, so
 // a[m][k] ≈ sa[m]·(qa[m][k] + corr[m]) and 0 is exact. A zero row has sa = 0, qa = 0, corr = 0.
 // acc[m][n] = Σ_k qa[m][k]·q[n][k] in int32 (exact on every path);
 // C = (acc + corr[m]·colsum[n])·sa[m]·scale[n] + bias[n].
@@ -105,6 +105,8 @@ void ck_q8_error_stats(int N, int Cin, int kk, const float *W, const int8_t *pac
                        float *maxabs);
 // Packs already-quantized weights q [N,K] (e.g. from a file) into panels; computes colsum.
 void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t *colsum);
+// colsum[n] = Σ_k q[n][k] recomputed from panels (a file's stored column sums are checked against it).
+void ck_q8_colsum(int N, int K, const int8_t *packed, int32_t *colsum);
 // Reads back q[n][k] from panels (tests, export).
 int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k);
 

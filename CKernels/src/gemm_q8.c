@@ -18,6 +18,18 @@ static size_t packed_index(int Kp, int n, int k) {
     return (size_t)p * Kp * CK_Q8_NR + (size_t)(k / 4) * (CK_Q8_NR * 4) + (size_t)j * 4 + (k % 4);
 }
 
+void ck_q8_colsum(int N, int K, const int8_t *packed, int32_t *colsum) {
+    int Kp = ck_q8_padded_k(K);
+    for (int n = 0; n < N; n++) colsum[n] = 0;
+    for (int p = 0; p < CK_ROUND_UP(N, CK_Q8_NR) / CK_Q8_NR; p++) {
+        const int8_t *panel = packed + (size_t)p * Kp * CK_Q8_NR;
+        int nv = CK_MIN(CK_Q8_NR, N - p * CK_Q8_NR);
+        for (int g = 0; g < Kp / 4; g++)      // K padding is zero, so whole groups can be summed
+            for (int j = 0; j < nv; j++)
+                for (int t = 0; t < 4; t++) colsum[p * CK_Q8_NR + j] += panel[(size_t)g * CK_Q8_NR * 4 + j * 4 + t];
+    }
+}
+
 int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k) {
     return packed[packed_index(ck_q8_padded_k(K), n, k)];
 }

@@ -132,12 +132,21 @@ public final class ComponentScope: @unchecked Sendable {
 
     public func has(_ name: String) -> Bool { byName[name] != nil }
 
-    func q8Matrix(_ t: GGUFTensorInfo, n: Int) throws -> PackedMatrix {
+    func q8Matrix(_ t: GGUFTensorInfo, n: Int, k: Int) throws -> PackedMatrix {
         let s = try info(String(t.name.dropFirst(component.count + 1)) + ".scale")
         let c = try info(String(t.name.dropFirst(component.count + 1)) + ".colsum")
         let scale = Array(UnsafeBufferPointer(start: storage(s).raw.assumingMemoryBound(to: Float.self), count: n))
         let colsum = Array(UnsafeBufferPointer(start: storage(c).raw.assumingMemoryBound(to: Int32.self), count: n))
-        return PackedMatrix(q8: storage(t), scale: scale, colsum: colsum)
+        // Every int8 path uses the column sums (the activations' zero point): a damaged or hand-edited value would
+        // silently shift whole output channels, so they are checked against the weights (one pass over them).
+        let q8 = storage(t)
+        var actual = [Int32](repeating: 0, count: n)
+        ck_q8_colsum(Int32(n), Int32(k), q8.raw.assumingMemoryBound(to: Int8.self), &actual)
+        if let bad = actual.indices.first(where: { actual[$0] != colsum[$0] }) {
+            throw WeightsError(.tensor, file: file.path, tensor: c.name,
+                               "column sum \(bad) is \(colsum[bad]) but its int8 weight sums to \(actual[bad]): the file is damaged; convert it again with unclip-weights")
+        }
+        return PackedMatrix(q8: q8, scale: scale, colsum: colsum)
     }
 
     /// `<prefix>.weight` [out, in] and `<prefix>.bias` if present. f32 weights are packed for the kernels (and
@@ -149,7 +158,7 @@ public final class ComponentScope: @unchecked Sendable {
             let shape = try file.q8Shape(w)
             guard shape.count == 2 else { throw WeightsError(.tensor, file: file.path, tensor: w.name, "is \(shape), not a linear weight") }
             if let bias { try require(bias.count == shape[0], "linear", "bias of \(w.name) has \(bias.count) values for \(shape[0]) outputs") }
-            return LinearWeight(packed: try q8Matrix(w, n: shape[0]), outFeatures: shape[0], inFeatures: shape[1], bias: bias?.toArray())
+            return LinearWeight(packed: try q8Matrix(w, n: shape[0], k: shape[1]), outFeatures: shape[0], inFeatures: shape[1], bias: bias?.toArray())
         }
         let lw = try LinearWeight(weight: try tensor(prefix + ".weight"), bias: bias, quantize: quantize)
         dropPages(w)
@@ -170,7 +179,7 @@ public final class ComponentScope: @unchecked Sendable {
             let shape = try file.q8Shape(w)
             guard shape.count == 4 else { throw WeightsError(.tensor, file: file.path, tensor: w.name, "is \(shape), not a convolution weight") }
             if let bias { try require(bias.count == shape[0], "conv2d", "bias of \(w.name) has \(bias.count) values for \(shape[0]) outputs") }
-            return try Conv2dWeight(packed: try q8Matrix(w, n: shape[0]), shape: shape, bias: bias?.toArray(), stride: stride, padding: padding)
+            return try Conv2dWeight(packed: try q8Matrix(w, n: shape[0], k: shape[1...].reduce(1, *)), shape: shape, bias: bias?.toArray(), stride: stride, padding: padding)
         }
         let cw = try Conv2dWeight(weight: try tensor(prefix + ".weight"), bias: bias, stride: stride, padding: padding, quantize: quantize)
         dropPages(w)

@@ -45,10 +45,13 @@ final class ConvTests: XCTestCase {
     }
 
     func testQ8ConvMatchesReferenceExactlyOnEveryPath() {
-        for (ci, c) in ConvTests.cases.enumerated() {
+        // Two-sided inputs (zero points near 128) and one-sided ones as after SiLU (zero points near 0, corr ≈ 128).
+        for (ci, c) in ConvTests.cases.enumerated() { for oneSided in [false, true] {
             var p = params(c)
             var rng = TestRNG(seed: UInt64(500 + ci))
-            let x = rng.array(c.n * c.h * c.w * c.cin), w = rng.array(c.cout * c.cin * c.k * c.k, scale: 0.3), b = rng.array(c.cout)
+            var x = rng.array(c.n * c.h * c.w * c.cin)
+            let w = rng.array(c.cout * c.cin * c.k * c.k, scale: 0.3), b = rng.array(c.cout)
+            if oneSided { x = x.map { $0 * 2 + 2.2 } }   // in [0.2, 4.2]; the zero padding widens the range to 0
             let kk = c.cin * c.k * c.k
             let outCount = c.n * Int(p.Ho * p.Wo) * c.cout
             var packed = [Int8](repeating: 0, count: ck_q8_packed_size(Int32(c.cout), Int32(kk)))
@@ -64,9 +67,9 @@ final class ConvTests: XCTestCase {
             forEachPathAndThreads { path, threads in
                 var y = [Float](repeating: .nan, count: outCount)
                 ck_conv2d_q8(&p, x, packed, scale, colsum, b, &y, scratch)
-                XCTAssertEqual(y, ref, "\(c) \(path) threads \(threads)")
+                XCTAssertEqual(y, ref, "\(c) one-sided \(oneSided) \(path) threads \(threads)")
             }
-        }
+        } }
     }
 
     func testConvOpShapesAndErrors() throws {

@@ -117,6 +117,30 @@ final class ConverterTests: XCTestCase {
             XCTAssertEqual(x, y, t.name)
         }
         XCTAssertThrowsError(try Converter.quantize(input: q2, output: work.appendingPathComponent("q3.gguf").path, options: ConvertOptions(type: .q8)))
+
+        // A damaged column sum (every int8 path uses them for the activations' zero point) is refused at load,
+        // naming the tensor, instead of silently shifting an output channel. One for a linear, one for a conv.
+        for wanted in [2, 4] {
+            let entry = try XCTUnwrap(r.quantization.first { $0.shape.count == wanted })
+            let comp = String(entry.name.prefix { $0 != "." }), local = String(entry.name.dropFirst(comp.count + 1))
+            let bad = work.appendingPathComponent("bad-colsum-\(wanted).gguf").path
+            try? FileManager.default.removeItem(atPath: bad)
+            try FileManager.default.copyItem(atPath: out, toPath: bad)
+            let c = try XCTUnwrap(a.tensor(entry.name + ".colsum"))
+            let h = try FileHandle(forUpdating: URL(fileURLWithPath: bad))
+            try h.seek(toOffset: UInt64(a.dataStart + c.offset))
+            var v = try XCTUnwrap(h.read(upToCount: 4)).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } + 1
+            try h.seek(toOffset: UInt64(a.dataStart + c.offset))
+            try h.write(contentsOf: Data(bytes: &v, count: 4))
+            try h.close()
+            let scope = try ModelFile(path: bad).load(comp)
+            let prefix = String(local.dropLast(".weight".count))
+            let load: () throws -> Void = wanted == 2 ? { _ = try scope.linear(prefix) } : { _ = try scope.conv2d(prefix) }
+            XCTAssertThrowsError(try load()) { e in
+                let text = "\(e)"
+                XCTAssertTrue(e is WeightsError && text.contains(entry.name + ".colsum") && text.contains("damaged"), text)
+            }
+        }
     }
 
     func testF16ConversionRoundsLikeFloat16() throws {

@@ -57,7 +57,6 @@ final class GemmTests: XCTestCase {
         var rng = TestRNG(seed: 7)
         for k in [1, 15, 16, 17, 100, 333] {
             var a = rng.array(3 * k, scale: 5)
-            a[0] = 0.5  // ties at .5 after scaling exercise round-half-even
             for i in k..<(2 * k) { a[i] = abs(a[i]) + 1 }   // row 1 one-sided and away from 0, as after SiLU
             let kp = Int(ck_q8_padded_k(Int32(k)))
             var qRef = [Int8](repeating: 1, count: 3 * kp), sRef = [Float](repeating: 0, count: 3)
@@ -87,22 +86,34 @@ final class GemmTests: XCTestCase {
             let row1 = Array(a[k..<(2 * k)])
             XCTAssertEqual(qRef[kp + row1.indices.max(by: { row1[$0] < row1[$1] })!], 127)
         }
-        // A zero row quantizes to zeros with scale 0; a zero inside a row (a convolution's padding) is exact.
-        var q = [Int8](repeating: 1, count: 64), s: [Float] = [1], c: [Int32] = [7]
-        ck_q8_quantize_rows_ref(1, 10, [Float](repeating: 0, count: 10), 10, &q, &s, &c)
-        XCTAssertEqual(s, [0])
-        XCTAssertEqual(c, [0])
-        XCTAssertEqual(q, [Int8](repeating: 0, count: 64))
-        let mixed: [Float] = [-0.3, 0, 1.7, 0, 2.9]
-        ck_q8_quantize_rows_ref(1, 5, mixed, 5, &q, &s, &c)
-        XCTAssertEqual(s[0] * Float(Int32(q[1]) + c[0]), 0)
-        XCTAssertEqual(s[0] * Float(Int32(q[3]) + c[0]), 0)
+        forEachPathAndThreads { path, _ in
+            // A zero row quantizes to zeros with scale 0; a zero inside a row (a convolution's padding) is exact.
+            var q = [Int8](repeating: 1, count: 64), s: [Float] = [1], c: [Int32] = [7]
+            ck_q8_quantize_rows(1, 20, [Float](repeating: 0, count: 20), 20, &q, &s, &c)
+            XCTAssertEqual(s, [0], "\(path)")
+            XCTAssertEqual(c, [0], "\(path)")
+            XCTAssertEqual(q, [Int8](repeating: 0, count: 64), "\(path)")
+            var mixed: [Float] = [-0.3, 0, 1.7, 0, 2.9]
+            mixed += mixed + mixed + mixed   // 20 values: the 16-wide loop and the tail
+            ck_q8_quantize_rows(1, 20, mixed, 20, &q, &s, &c)
+            for i in mixed.indices where mixed[i] == 0 { XCTAssertEqual(s[0] * Float(Int32(q[i]) + c[0]), 0, "\(path) \(i)") }
+            // Exact ties round half to even: the range [−1, 254] gives 255/255 = 1 level per unit and zero point 1;
+            // 2.5 → 2, 3.5 → 4, −0.5 → −0 (u = 1), 253.5 → 254 (u = 255).
+            let ties: [Float] = [-1, 2.5, 3.5, -0.5, 253.5, 254] + [Float](repeating: 0, count: 14)
+            ck_q8_quantize_rows(1, 20, ties, 20, &q, &s, &c)
+            XCTAssertEqual(s, [1], "\(path)")
+            XCTAssertEqual(c, [127], "\(path)")          // 128 − zp
+            XCTAssertEqual(Array(q[0..<6]).map { Int32($0) + 128 }, [0, 3, 5, 1, 255, 255], "\(path)")
+        }
     }
 
     func testQ8LinearMatchesReferenceExactlyAndApproximatesF32() throws {
-        for (si, s) in GemmTests.shapes.enumerated() {
+        // Two-sided inputs (zero points near 128) and one-sided ones as after SiLU (zero point 0, corr = 128).
+        for (si, s) in GemmTests.shapes.enumerated() { for oneSided in [false, true] {
             var rng = TestRNG(seed: UInt64(300 + si))
-            let a = rng.array(s.m * s.k), w = rng.array(s.n * s.k, scale: 0.2), bias = rng.array(s.n)
+            var a = rng.array(s.m * s.k)
+            let w = rng.array(s.n * s.k, scale: 0.2), bias = rng.array(s.n)
+            if oneSided { a = a.map { $0 * 2 + 2.2 } }   // in [0.2, 4.2]
             var packed = [Int8](repeating: 0, count: ck_q8_packed_size(Int32(s.n), Int32(s.k)))
             var scale = [Float](repeating: 0, count: s.n), colsum = [Int32](repeating: 0, count: s.n)
             ck_q8_quantize_pack(Int32(s.n), Int32(s.k), w, Int32(s.k), &packed, &scale, &colsum)
@@ -117,9 +128,9 @@ final class GemmTests: XCTestCase {
             forEachPathAndThreads { path, threads in
                 var c = [Float](repeating: .nan, count: s.m * s.n)
                 ck_gemm_q8(Int32(s.m), Int32(s.n), Int32(s.k), a, Int32(s.k), packed, scale, colsum, bias, &c, Int32(s.n), scratch)
-                XCTAssertEqual(c, ref, "\(s) path \(path) threads \(threads)")
+                XCTAssertEqual(c, ref, "\(s) one-sided \(oneSided) path \(path) threads \(threads)")
             }
-        }
+        } }
     }
 
     func testLinearOpChecksShapesAndUsesRowStride() throws {
