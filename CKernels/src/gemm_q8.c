@@ -170,10 +170,7 @@ void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out,
             hi = fmaxf(hi, a[k]);
         }
         ck_q8_quantize_row_params(lo, hi, &sa[m], &inv, &zp);
-        for (int k = 0; k < K; k++) {
-            long u = lrintf(a[k] * inv) + zp;
-            o[k] = (int8_t)((u < 0 ? 0 : u > 255 ? 255 : u) - 128);
-        }
+        for (int k = 0; k < K; k++) o[k] = ck_q8_quantize_act(a[k], inv, zp);
         memset(o + K, 0, (size_t)(Kp - K));
         corr[m] = 128 - zp;
     }
@@ -269,8 +266,7 @@ void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             int32_t s = acc[(size_t)m * ldacc + n] + corr[m] * colsum[n];     // Σ (qa + corr)·q, exact
-            float v = (float)s * sa[m] * scale[n];
-            C[(size_t)m * ldc + n] = bias ? v + bias[n] : v;
+            C[(size_t)m * ldc + n] = ck_q8_dequantize(s, sa[m], scale[n], bias, n);
         }
 }
 
@@ -294,8 +290,7 @@ void ck_gemm_q8_ref(int M, int N, int K, const float *A, int lda, const int8_t *
         for (int n = 0; n < N; n++) {
             int32_t s = 0;      // Σ (qa + corr)·q directly, without the column sums the fast paths use
             for (int k = 0; k < K; k++) s += ((int32_t)qa[k] + corr) * packed[packed_index(Kp, n, k)];
-            float v = (float)s * sa * scale[n];
-            C[(size_t)m * ldc + n] = bias ? v + bias[n] : v;
+            C[(size_t)m * ldc + n] = ck_q8_dequantize(s, sa, scale[n], bias, n);
         }
     }
 }

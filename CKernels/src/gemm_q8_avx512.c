@@ -81,10 +81,7 @@ void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *o
             u = _mm512_min_epi32(_mm512_max_epi32(u, zero), top);
             _mm_storeu_si128((__m128i *)(o + k), _mm512_cvtepi32_epi8(_mm512_sub_epi32(u, half)));
         }
-        for (; k < K; k++) {
-            long u = lrintf(a[k] * inv) + zp;
-            o[k] = (int8_t)((u < 0 ? 0 : u > 255 ? 255 : u) - 128);
-        }
+        for (; k < K; k++) o[k] = ck_q8_quantize_act(a[k], inv, zp);
         memset(o + K, 0, (size_t)(Kp - K));
         corr[m] = 128 - zp;
     }

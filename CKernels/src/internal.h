@@ -4,6 +4,8 @@
 
 #include "ckernels.h"
 
+#include <math.h>
+
 #define CK_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CK_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define CK_ROUND_UP(x, m) ((((x) + (m) - 1) / (m)) * (m))
@@ -70,6 +72,17 @@ void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa
                     const float *scale, const int32_t *colsum, const float *bias, float *C, int ldc);
 // The row parameters of asymmetric activation quantization from the row's range [lo ≤ 0, hi ≥ 0].
 void ck_q8_quantize_row_params(float lo, float hi, float *sa, float *inv, int32_t *zp);
+// One activation value: u = clamp(round-half-even(a·inv) + zp, 0, 255), stored as u − 128. lrintf rounds half to
+// even in the default rounding mode, as vcvtps2dq does; the scalar paths and the vector tails all use this.
+static inline int8_t ck_q8_quantize_act(float a, float inv, int32_t zp) {
+    long u = lrintf(a * inv) + zp;
+    return (int8_t)((u < 0 ? 0 : u > 255 ? 255 : u) - 128);
+}
+// One output: s·sa·scale (+ bias[n]), the same operation order in the epilogue and in the reference.
+static inline float ck_q8_dequantize(int32_t s, float sa, float scale, const float *bias, int n) {
+    float v = (float)s * sa * scale;
+    return bias ? v + bias[n] : v;
+}
 
 // y = x·σ(αx) on one thread with the given path (SiLU: α = 1).
 void ck_sigmoid_gate_serial(ck_isa isa, size_t n, const float *x, float alpha, float *y);
