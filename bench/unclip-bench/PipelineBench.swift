@@ -31,49 +31,31 @@ enum PipelineBench {
 
     static func run(model path: String, diffusers: String?, repeats: Int, threads: Int, json: String?, markdown: String?) throws {
         let m = try ModelFile(path: path)
+        let stages = StageModel(m)
         var secs: [(String, Double)] = []
-        func cfg(_ c: String) throws -> JSON {
-            guard let j = m.config(c) else { throw WeightsError(.malformed, file: path, "no config for \(c)") }
-            return j
-        }
-        // Maps a component, builds its model, lets go of the pages its packed weights came from.
-        func build<M>(_ component: String, _ make: (ComponentScope) throws -> M) throws -> M {
-            let scope = try m.load(component)
-            defer { scope.releasePackedSources() }
-            return try make(scope)
-        }
-        let ids = [[Int32]](repeating: [49406, 49407] + [Int32](repeating: 0, count: 75), count: 2)
-        let mask = [[Bool]](repeating: [true, true] + [Bool](repeating: false, count: 75), count: 2)
-        let (embeds, hidden): (Tensor, Tensor) = try {
-            let te = try build("text_encoder") { try CLIPTextModelWithProjection(scope: $0, config: try .init(try cfg("text_encoder"))) }
-            var out: (Tensor, Tensor)? = nil
-            secs.append(("text_encoder", try median(repeats) { out = try te(ids) }))
-            return out!
-        }()
+        // The stages' own API: guided text conditioning for one image (the "" and prompt rows), then one model call
+        // of each denoiser at its real shapes.
+        var text: TextConditioning? = nil
+        let encoder = TextEncoderStage(stages, tokenizer: try CLIPTokenizer(file: m.gguf))
+        secs.append(("text_encoder", try median(repeats) { text = try encoder(prompts: ["a red circle on top of a blue square"], guided: true) }))
+        let cond = text!
+        let imageEmbeds: Tensor
         do {
-            let prior = try build("prior") { try PriorTransformer(scope: $0, config: try .init(try cfg("prior"))) }
-            let e = prior.config.embeddingDim
+            let prior = try PriorStage(stages).load()
+            let e = prior.prior.config.embeddingDim
             let x = try Tensor(shape: [2, e], values: try randn(2 * e, seed: 1))
-            secs.append(("prior_step", try median(repeats) {
-                _ = try prior(x, timestep: 500, projEmbedding: embeds, encoderHiddenStates: hidden, textMask: mask)
-            }))
+            secs.append(("prior_step", try median(repeats) { _ = try prior.denoise(x, timestep: 500, text: cond) }))
+            imageEmbeds = try Tensor(shape: [1, e], values: try randn(e, seed: 3))
         }
         do {
-            let c = try UNet.Config(try cfg("decoder"), conditioned: true)
-            let unet = try build("decoder") { try UNet(scope: $0, config: c) }
-            let tp = try UnCLIPTextProjModel.Config(try cfg("text_proj"))
-            let s = c.sampleSize
-            let sample = try Tensor(shape: [2, s, s, c.inChannels], values: try randn(2 * s * s * c.inChannels, seed: 2))
-            let ctx = try Tensor(shape: [2, 81, tp.crossAttentionDim], values: try randn(2 * 81 * tp.crossAttentionDim, seed: 3))
-            let cls = try Tensor(shape: [2, tp.timeEmbedDim], values: try randn(2 * tp.timeEmbedDim, seed: 4))
-            let cmask = [[Bool]](repeating: [Bool](repeating: true, count: 81), count: 2)
-            secs.append(("decoder_step", try median(repeats) {
-                _ = try unet(sample, timestep: 500, context: ctx, contextMask: cmask, classLabels: cls)
-            }))
+            let decoder = try DecoderStage(stages).load(imageEmbeds: imageEmbeds, text: cond)
+            let (s, c) = (decoder.sampleSize, decoder.channels)
+            let sample = try Tensor(shape: [2, s, s, c], values: try randn(2 * s * s * c, seed: 2))
+            secs.append(("decoder_step", try median(repeats) { _ = try decoder.denoise(sample, timestep: 500) }))
         }
         do {
-            let c = try UNet.Config(try cfg("super_res_first"), conditioned: false)
-            let unet = try build("super_res_first") { try UNet(scope: $0, config: c) }
+            let c = try SuperResStage(stages).firstConfig
+            let unet = try stages.build("super_res_first") { try UNet(scope: $0, config: c) }
             let s = c.sampleSize
             let sample = try Tensor(shape: [1, s, s, c.inChannels], values: try randn(s * s * c.inChannels, seed: 5))
             secs.append(("super_res_step", try median(max(1, repeats - 1)) { _ = try unet(sample, timestep: 500) }))

@@ -1,12 +1,12 @@
 import Foundation
 
 /// diffusers' UnCLIPScheduler (schedulers/scheduling_unclip.py, 0.42.1), in the same float32 arithmetic:
-/// squaredcos_cap_v2 betas computed in double and stored as float, alphas_cumprod a cumulative product
-/// accumulated in double (PyTorch's CPU cumprod) and stored as float, every step coefficient a float32
-/// operation in the reference's order.
-public struct UnCLIPScheduler: Sendable {
+/// the cosine betas and ᾱ of `CosineSchedule`, every step coefficient a float32 operation in the reference's order.
+/// A step at t > 0 always draws noise; the last step (t = 0) does not.
+public struct UnCLIPScheduler: Scheduler {
+    public static let reference = "diffusers.UnCLIPScheduler (0.42.1)"
     public enum VarianceType: String, Sendable { case fixedSmallLog = "fixed_small_log", learnedRange = "learned_range" }
-    public enum PredictionType: String, Sendable { case epsilon, sample }
+    public typealias PredictionType = UnCLIP.PredictionType
 
     public let numTrainTimesteps: Int
     public let varianceType: VarianceType
@@ -19,24 +19,15 @@ public struct UnCLIPScheduler: Sendable {
 
     public init(numTrainTimesteps: Int = 1000, varianceType: VarianceType = .fixedSmallLog, predictionType: PredictionType = .epsilon,
                 clipSample: Bool = true, clipSampleRange: Float = 1.0) throws {
-        guard (2...100_000).contains(numTrainTimesteps) else {
-            throw UnCLIPError.invalidArgument(name: "num_train_timesteps", detail: "\(numTrainTimesteps) must be in 2...100000")
-        }
+        try CosineSchedule.checkTrainTimesteps(numTrainTimesteps)
         self.numTrainTimesteps = numTrainTimesteps
         self.varianceType = varianceType
         self.predictionType = predictionType
         self.clipSample = clipSample
         self.clipSampleRange = clipSampleRange
-        // betas_for_alpha_bar(cosine), max_beta 0.999 (diffusers scheduling_ddpm.py)
-        func alphaBar(_ t: Double) -> Double { pow(cos((t + 0.008) / 1.008 * Double.pi / 2), 2) }
-        let n = numTrainTimesteps
-        betas = (0..<n).map { i in Float(min(1 - alphaBar(Double(i + 1) / Double(n)) / alphaBar(Double(i) / Double(n)), 0.999)) }
+        betas = CosineSchedule.betas(numTrainTimesteps)
         alphas = betas.map { 1 - $0 }
-        var acc = 1.0
-        alphasCumprod = alphas.map { a in
-            acc *= Double(a)
-            return Float(acc)
-        }
+        alphasCumprod = CosineSchedule.cumprod(alphas)
     }
 
     /// From a scheduler_config.json (unknown keys ignored; known keys validated).
@@ -46,13 +37,8 @@ public struct UnCLIPScheduler: Sendable {
             guard let v = VarianceType(rawValue: s) else { throw UnCLIPError.invalidArgument(name: "variance_type", detail: "'\(s)' is not fixed_small_log or learned_range") }
             return v
         } ?? .fixedSmallLog
-        let pt = try str("prediction_type").map { s -> PredictionType in
-            guard let v = PredictionType(rawValue: s) else { throw UnCLIPError.invalidArgument(name: "prediction_type", detail: "'\(s)' is not epsilon or sample") }
-            return v
-        } ?? .epsilon
-        if let b = str("beta_schedule"), b != "squaredcos_cap_v2" {
-            throw UnCLIPError.invalidArgument(name: "beta_schedule", detail: "'\(b)' is not supported by UnCLIPScheduler (squaredcos_cap_v2)")
-        }
+        let pt = try PredictionType.parse(config)
+        try CosineSchedule.checkBetaSchedule(config, for: "UnCLIPScheduler")
         try self.init(numTrainTimesteps: Int(config["num_train_timesteps"]?.int ?? 1000), varianceType: vt, predictionType: pt,
                       clipSample: config["clip_sample"]?.bool ?? true, clipSampleRange: Float(config["clip_sample_range"]?.double ?? 1.0))
     }
@@ -64,6 +50,22 @@ public struct UnCLIPScheduler: Sendable {
         }
         let ratio = Double(numTrainTimesteps - 1) / Double(steps - 1)
         return (0..<steps).map { Int((Double($0) * ratio).rounded(.toNearestOrEven)) }.reversed()
+    }
+
+    public var initNoiseSigma: Float { 1 }
+    public var usesPredictedVariance: Bool { varianceType == .learnedRange }
+
+    public func drawsNoise(step index: Int, timesteps: [Int]) -> Bool { timesteps[index] > 0 }
+
+    /// The next timestep of the list, and t − 1 after the last (the pipeline's prev_timestep).
+    public func targetTimestep(step index: Int, timesteps: [Int]) -> Int {
+        index + 1 < timesteps.count ? timesteps[index + 1] : timesteps[index] - 1
+    }
+
+    public func step(modelOutput: [Float], predictedVariance: [Float]?, step index: Int, timesteps: [Int], sample: [Float],
+                     noise: [Float]?) throws -> [Float] {
+        try step(modelOutput: modelOutput, predictedVariance: predictedVariance, t: timesteps[index],
+                 prev: targetTimestep(step: index, timesteps: timesteps), sample: sample, noise: noise)
     }
 
     /// The float32 coefficients of one step t → prev (prev < 0: the final step to x₀).

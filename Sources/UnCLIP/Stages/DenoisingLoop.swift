@@ -1,0 +1,129 @@
+import Foundation
+
+/// Progress of a run: stage, step (1-based) and total; return false to cancel.
+public typealias ProgressHandler = (_ stage: String, _ step: Int, _ total: Int) -> Bool
+
+public struct CancelledError: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "generation cancelled" }
+}
+
+/// Where a step of the loop is: its index, the timestep the model saw, the timestep the new sample is at
+/// (−1: x₀) and the schedule.
+public struct StepInfo: Sendable {
+    public let index: Int
+    public let timestep: Int
+    public let target: Int
+    public let timesteps: [Int]
+}
+
+/// Called after every step with the new sample (B images in the engine's layout); may change it — known-region
+/// replacement and resampling for inpainting plug in here.
+public typealias StepHook = (_ step: StepInfo, _ sample: inout [Float]) throws -> Void
+
+/// The denoising loop every stage runs (diffusers' pipelines write it out per stage): classifier-free guidance
+/// over a [uncond; cond] batch, the scheduler's step, named noise draws `<stage>.noise.<i>` (the noise-file
+/// contract), progress and cancellation, and a per-step hook.
+public struct DenoisingLoop {
+    public let stage: String
+    public let scheduler: any Scheduler
+    public let timesteps: [Int]
+    /// Classifier-free guidance scale, or nil: the model sees the B samples alone.
+    public let guidance: Float?
+    /// One image's shape in the engine's layout: [E] for embeddings, [h, w, c] for images; its last entry is the
+    /// sample's channels.
+    public let itemShape: [Int]
+    /// One image's shape in the noise file (NCHW): [E] or [c, h, w].
+    public let noiseShape: [Int]
+    public var progress: ProgressHandler?
+    public var onStep: StepHook?
+
+    public init(stage: String, scheduler: any Scheduler, steps: Int, guidance: Float?, itemShape: [Int], noiseShape: [Int],
+                progress: ProgressHandler? = nil, onStep: StepHook? = nil) throws {
+        self.stage = stage
+        self.scheduler = scheduler
+        timesteps = try scheduler.timesteps(steps)
+        self.guidance = guidance
+        self.itemShape = itemShape
+        self.noiseShape = noiseShape
+        self.progress = progress
+        self.onStep = onStep
+    }
+
+    /// Runs the loop from `latents` (B items). `model` gets the model input [B', itemShape] (B' = 2B with guidance:
+    /// the samples twice, unconditional rows first) and the timestep, and returns [B', positions…, oc] with oc = the
+    /// sample's channels or twice that (ε and a predicted variance, channel-last).
+    public func run(latents: [Float], batch b: Int, noise: NoiseSet,
+                    model: (_ input: Tensor, _ timestep: Int) throws -> Tensor) throws -> [Float] {
+        let per = itemShape.reduce(1, *), c = itemShape.last!
+        let n = b * per
+        precondition(latents.count == n, "\(stage): latents \(latents.count) for \(b) × \(itemShape)")
+        var x = latents
+        for (i, t) in timesteps.enumerated() {
+            if let progress, !progress(stage, i + 1, timesteps.count) { throw CancelledError() }
+            let rows = guidance == nil ? b : 2 * b
+            let input = try Tensor(shape: [rows] + itemShape, values: guidance == nil ? x : x + x)          // [B', …, c]
+            let out = try model(input, t).toArray()                                                         // [B', …, oc]
+            let oc = out.count / (rows * per / c)
+            try require(out.count == rows * (per / c) * oc && (oc == c || oc == 2 * c), stage,
+                        "the model returned \(out.count) values for \(rows) × \(itemShape)")
+            let positions = n / c
+            let (eps, variance) = try Self.split(out, positions: positions, channels: c, outChannels: oc, guidance: guidance)
+            let z = scheduler.drawsNoise(step: i, timesteps: timesteps)
+                ? try noise.draw("\(stage).noise.\(i)", itemShape: noiseShape) : nil
+            x = try scheduler.step(modelOutput: eps, predictedVariance: scheduler.usesPredictedVariance ? variance : nil,
+                                   step: i, timesteps: timesteps, sample: x, noise: z)
+            if let onStep {
+                try onStep(StepInfo(index: i, timestep: t, target: scheduler.targetTimestep(step: i, timesteps: timesteps),
+                                    timesteps: timesteps), &x)
+            }
+        }
+        return x
+    }
+
+    /// The model output's first `channels` per position (ε or x₀), guided as u + g·(c − u) over the two halves,
+    /// and its other channels (the predicted variance, from the conditional half) when it has them.
+    static func split(_ out: [Float], positions n: Int, channels c: Int, outChannels oc: Int,
+                      guidance: Float?) throws -> (eps: [Float], variance: [Float]?) {
+        func channels(_ base: Int, _ lo: Int, _ hi: Int) -> [Float] {
+            if lo == 0 && hi == oc { return Array(out[base..<(base + n * oc)]) }
+            var r = [Float]()
+            r.reserveCapacity(n * (hi - lo))
+            for p in 0..<n { for ch in lo..<hi { r.append(out[base + p * oc + ch]) } }
+            return r
+        }
+        let half = n * oc
+        guard let g = guidance else {
+            return (channels(0, 0, c), oc == 2 * c ? channels(0, c, 2 * c) : nil)
+        }
+        let u = channels(0, 0, c), cond = channels(half, 0, c)
+        let guided = (0..<(n * c)).map { u[$0] + g * (cond[$0] - u[$0]) }
+        return (guided, oc == 2 * c ? channels(half, c, 2 * c) : nil)
+    }
+}
+
+/// The noise of a batch: one source per image (seeds s, s+1, …: an image's draws do not depend on the others in
+/// its batch), or one source for the whole batch (a noise file recorded with batch B).
+public struct NoiseSet {
+    public let sources: [NoiseSource]
+    public let batch: Int
+
+    public init(_ sources: [NoiseSource], batch: Int) throws {
+        guard sources.count == batch || sources.count == 1 else {
+            throw UnCLIPError.invalidArgument(name: "noise", detail: "\(sources.count) noise sources for \(batch) images")
+        }
+        self.sources = sources
+        self.batch = batch
+    }
+
+    /// Seeded sources for seed, seed+1, … (wrapping at 2⁶⁴).
+    public static func seeded(_ seed: UInt64, count: Int) throws -> NoiseSet {
+        try NoiseSet((0..<count).map { SeededNoise(seed: seed &+ UInt64($0)) }, batch: count)
+    }
+
+    /// `name` for the whole batch in the engine's layout; `itemShape` is one image's NCHW shape ([E] or [c, h, w]).
+    public func draw(_ name: String, itemShape: [Int]) throws -> [Float] {
+        if sources.count == 1 { return try sources[0].draw(name, shape: [batch] + itemShape) }
+        return try sources.flatMap { try $0.draw(name, shape: [1] + itemShape) }
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// What every stage needs from a model file: its configs, and building a module from a component (mapped when the
+/// stage starts; the pages its packed weights were copied from are released at once, the rest when the module goes).
+public struct StageModel: @unchecked Sendable {
+    public let file: ModelFile
+
+    public init(_ file: ModelFile) { self.file = file }
+
+    public func config(_ c: String) throws -> JSON {
+        guard let j = file.config(c) else { throw WeightsError(.malformed, file: file.path, "component '\(c)' has no config") }
+        return j
+    }
+
+    public func require(_ components: [String], for what: String) throws {
+        for c in components where !file.components.contains(c) {
+            throw WeightsError(.malformed, file: file.path,
+                               "has no '\(c)' component, which \(what) needs (it has: \(file.components.joined(separator: ", ")))")
+        }
+    }
+
+    /// Maps a component, builds its module, then lets go of the pages its packed weights were copied from.
+    public func build<M>(_ component: String, _ make: (ComponentScope) throws -> M) throws -> M {
+        let scope = try file.load(component)
+        let m = try make(scope)
+        scope.releasePackedSources()
+        return m
+    }
+}
+
+/// Which sampler a stage runs: the model's own UnCLIPScheduler (its scheduler config), or DDIM over the same
+/// betas and config.
+public enum Sampler: Sendable, Equatable {
+    case unclip
+    case ddim(DDIMScheduler.Options)
+
+    public var name: String {
+        switch self {
+        case .unclip: return "unclip"
+        case .ddim(let o): return o.eta == 0 ? "ddim" : "ddim (eta \(o.eta))"
+        }
+    }
+
+    public func scheduler(config: JSON) throws -> any Scheduler {
+        switch self {
+        case .unclip: return try UnCLIPScheduler(config: config)
+        case .ddim(let o): return try DDIMScheduler(config: config, options: o)
+        }
+    }
+}
+
+/// One stage's sampling settings.
+public struct SamplingSettings: Sendable {
+    public var steps: Int
+    public var sampler: Sampler
+    /// Classifier-free guidance scale; nil runs the model on the samples alone.
+    public var guidance: Float?
+    public init(steps: Int, sampler: Sampler = .unclip, guidance: Float? = nil) {
+        (self.steps, self.sampler, self.guidance) = (steps, sampler, guidance)
+    }
+}
