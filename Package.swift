@@ -3,7 +3,7 @@
 import PackageDescription
 
 // OpenMP: Debian's libomp-dev installs omp.h and libomp.so under LLVM 14's own directories, which the Swift
-// toolchain's clang does not search (design/MACHINE.md). Override with UNCLIP_OMP_INCLUDE / UNCLIP_OMP_LIB.
+// toolchain's clang does not search (docs/machine.md). Override with UNCLIP_OMP_INCLUDE / UNCLIP_OMP_LIB.
 let ompInclude = Context.environment["UNCLIP_OMP_INCLUDE"] ?? "/usr/lib/llvm-14/lib/clang/14.0.6/include"
 let ompLib = Context.environment["UNCLIP_OMP_LIB"] ?? "/usr/lib/llvm-14/lib"
 
@@ -30,7 +30,6 @@ let package = Package(
             linkerSettings: [
                 .unsafeFlags(["-L\(ompLib)"]),
                 .linkedLibrary("omp"),
-                .linkedLibrary("openblas"),
                 .linkedLibrary("m"),
             ]
         ),
@@ -58,7 +57,8 @@ let package = Package(
             dependencies: ["CKernels"],
             path: "bench/peaks",
             publicHeadersPath: "include",
-            cSettings: [.unsafeFlags(["-O2", "-fopenmp", "-I\(ompInclude)"])]
+            cSettings: [.unsafeFlags(["-O2", "-fopenmp", "-I\(ompInclude)"])],
+            linkerSettings: [.linkedLibrary("openblas")]
         ),
         .executableTarget(
             name: "unclip-bench",

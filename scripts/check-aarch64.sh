@@ -6,11 +6,8 @@ cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 omp=${UNCLIP_OMP_INCLUDE:-/usr/lib/llvm-14/lib/clang/14.0.6/include}
-# The OpenBLAS headers' declarations are the same on every architecture; the x86-64 copies serve here.
-mkdir -p "$out/inc"
-cp /usr/include/x86_64-linux-gnu/cblas.h /usr/include/x86_64-linux-gnu/openblas_config.h "$out/inc/"
 for f in CKernels/src/*.c; do
-    clang --target=aarch64-linux-gnu -isystem /usr/aarch64-linux-gnu/include -I"$out/inc" \
+    clang --target=aarch64-linux-gnu -isystem /usr/aarch64-linux-gnu/include \
         -std=c11 -O2 -ffp-contract=off -fopenmp -I"$omp" -ICKernels/include -Wall -Werror -Wno-unknown-pragmas \
         -c "$f" -o "$out/$(basename "$f").o"
 done

@@ -2,19 +2,22 @@
 //
 // Every kernel is a pure function over raw pointers with explicit sizes and strides. Nothing here allocates:
 // scratch memory is passed in, sized by the matching *_scratch_size function. Every dispatched kernel has a
-// plain scalar `*_ref` twin that is the oracle of its tests.
+// plain scalar `*_ref` twin that is the oracle of its tests; those twins and the other entry points that only
+// the tests and the benchmark call are declared in ckernels_testing.h.
 //
 // Layout conventions (shape comments use these names):
 // - Activations are NHWC: a [N, H, W, C] tensor has channels contiguous. A GEMM's A matrix is [M, K]
 //   row-major with a row stride; a linear weight is PyTorch's [N_out, K] ("W"), so C = A·Wᵀ + bias.
 // - Convolution weights arrive as PyTorch's [Cout, Cin, kh, kw] and are packed for the kernels.
-// - The compute ("packed") layouts are described at ck_gemm_f32_pack and ck_q8_pack.
+// - The compute ("packed") layouts are described at ck_gemm_f32_pack and ck_q8_quantize_pack.
 //
 // Threads: OpenMP, ck_set_threads(n). Work is split so that every output element is computed by exactly one
 // thread in a fixed order: results are identical for any thread count.
 //
-// This header is the target's only public header; it is an implementation detail of the Swift package and has
-// no stable API of its own.
+// This header lists only what the engine (Sources/UnCLIP) calls. Test-only entry points (the `*_ref` twins, the
+// integer-core `_s32` GEMM, row quantization and packing internals, AMX tile setup) are in ckernels_testing.h,
+// next to this file: SwiftPM's generated module map exposes both as module CKernels, but nothing in the engine
+// includes it. Both are implementation details of the Swift package, with no stable API of their own.
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
@@ -62,16 +65,9 @@ void ck_gemm_f32_pack(int N, int K, const float *W, int ldw, float *packed);
 // k = (ky·kw + kx)·Cin + ci, the column order of ck_im2col_f32.
 void ck_gemm_f32_pack_conv(int Cout, int Cin, int kh, int kw, const float *W, float *packed);
 
-// bias may be NULL. The reference reads the unpacked weight; the dispatched kernel reads the packed one.
-void ck_gemm_f32_ref(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
-                     const float *bias, float *C, int ldc);
+// bias may be NULL. Reads the packed weight (the reference ck_gemm_f32_ref reads the unpacked one).
 void ck_gemm_f32(int M, int N, int K, const float *A, int lda, const float *packed, const float *bias,
                  float *C, int ldc);
-// The same GEMM through OpenBLAS sgemm (for benchmarks; W unpacked). Returns -1 when built without it.
-int ck_gemm_f32_openblas(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
-                         const float *bias, float *C, int ldc);
-const char *ck_openblas_corename(void);
-void ck_openblas_set_threads(int n);
 
 // ---------------------------------------------------------------------------------------------------------
 // int8 GEMM (gemm_q8*.c)
@@ -103,30 +99,11 @@ void ck_q8_quantize_pack_conv(int Cout, int Cin, int kh, int kw, const float *W,
 // linear weight with Cin = K): stats = {Σw², Σ(w−ŵ)², Σw·ŵ, Σŵ²} in double, maxabs = max|w−ŵ|.
 void ck_q8_error_stats(int N, int Cin, int kk, const float *W, const int8_t *packed, const float *scale, double *stats,
                        float *maxabs);
-// Packs already-quantized weights q [N,K] (e.g. from a file) into panels; computes colsum.
-void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t *colsum);
 // colsum[n] = Σ_k q[n][k] recomputed from panels (a file's stored column sums are checked against it).
 void ck_q8_colsum(int N, int K, const int8_t *packed, int32_t *colsum);
-// Reads back q[n][k] from panels (tests, export).
-int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k);
-
-// Quantizes rows of A: out is [M, Kp] int8 (zero past K), sa[M], corr[M]. Identical bits on every path.
-void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
-void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
-
-// AMX: loads the tile configuration the int8 kernel uses (8 tiles of 16 rows × 64 bytes) for the calling
-// thread. Only call when ck_isa_supported(CK_ISA_AMX).
-void ck_amx_tile_config(void);
-
-// Integer core: acc[M,N] (row stride ldacc) = qa[M,Kp] · panelsᵀ. Bit-identical on every path.
-void ck_gemm_q8_s32_ref(int M, int N, int K, const int8_t *qa, const int8_t *packed, int32_t *acc, int ldacc);
-void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed, const int32_t *colsum,
-                    int32_t *acc, int ldacc, void *scratch);
 
 // The whole int8 linear: quantize A's rows, integer GEMM, f32 epilogue. bias may be NULL.
 size_t ck_gemm_q8_scratch_size(int M, int K, int nthreads);
-void ck_gemm_q8_ref(int M, int N, int K, const float *A, int lda, const int8_t *packed, const float *scale,
-                    const float *bias, float *C, int ldc);
 void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *packed, const float *scale,
                 const int32_t *colsum, const float *bias, float *C, int ldc, void *scratch);
 
@@ -143,18 +120,13 @@ typedef struct {
 } ck_conv2d_params;
 // Fills Ho/Wo; returns -1 when the geometry is invalid (non-positive sizes or an empty output).
 int ck_conv2d_shape(ck_conv2d_params *p);
-// Writes rows [p0, p0+rows) of the im2col matrix of image n: row r = output pixel p0+r, K = kh·kw·Cin.
-void ck_im2col_f32(const ck_conv2d_params *p, const float *x, int n, int p0, int rows, float *out, int ldo);
 
 size_t ck_conv2d_f32_scratch_size(const ck_conv2d_params *p, int nthreads);
-void ck_conv2d_f32_ref(const ck_conv2d_params *p, const float *x, const float *W, const float *bias, float *y);
 void ck_conv2d_f32(const ck_conv2d_params *p, const float *x, const float *packed, const float *bias, float *y,
                    void *scratch);
 
 size_t ck_conv2d_q8_scratch_size(const ck_conv2d_params *p, int nthreads);
 // The int8 convolution quantizes each im2col row (one output pixel's receptive field) on its own.
-void ck_conv2d_q8_ref(const ck_conv2d_params *p, const float *x, const int8_t *packed, const float *scale,
-                      const float *bias, float *y);
 void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packed, const float *scale,
                   const int32_t *colsum, const float *bias, float *y, void *scratch);
 
@@ -164,13 +136,9 @@ void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packe
 // GroupNorm over x [N, HW, C] (NHWC), G groups of C/G channels: y = (x-μ)/sqrt(σ²+eps)·γ + β, then
 // optionally y = y·(1+scale[n,c]) + shift[n,c] (scale/shift [N, C], may be NULL), then optionally SiLU.
 // In-place (y == x) is allowed.
-void ck_group_norm_ref(int N, int HW, int C, int G, float eps, const float *x, const float *gamma,
-                       const float *beta, const float *scale, const float *shift, int silu, float *y);
 void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const float *gamma, const float *beta,
                    const float *scale, const float *shift, int silu, float *y);
 // LayerNorm over the last dimension of x [rows, C] (row stride ldx/ldy); gamma/beta may be NULL.
-void ck_layer_norm_ref(int rows, int C, float eps, const float *x, int ldx, const float *gamma,
-                       const float *beta, float *y, int ldy);
 void ck_layer_norm(int rows, int C, float eps, const float *x, int ldx, const float *gamma, const float *beta,
                    float *y, int ldy);
 
@@ -194,7 +162,6 @@ typedef struct {
     float *o; long o_bs; int ldo;
 } ck_attention_params;
 size_t ck_attention_scratch_size(const ck_attention_params *p, int nthreads);
-void ck_attention_ref(const ck_attention_params *p);
 void ck_attention(const ck_attention_params *p, void *scratch);
 
 // ---------------------------------------------------------------------------------------------------------
@@ -219,8 +186,6 @@ void ck_upsample_nearest2x(int N, int H, int W, int C, const float *x, float *y)
 // PyTorch interpolate(mode="bicubic", align_corners=False, antialias=True): separable Keys cubic (a = -0.5)
 // with support widened by the scale on downsampling, weights renormalised per output pixel.
 size_t ck_resize_bicubic_aa_scratch_size(int H, int W, int Ho, int Wo, int C);
-// Reference: each output pixel as the direct 2-D weighted sum (weights in double), no intermediate image.
-void ck_resize_bicubic_aa_ref(int N, int H, int W, int C, const float *x, int Ho, int Wo, float *y);
 void ck_resize_bicubic_aa(int N, int H, int W, int C, const float *x, int Ho, int Wo, float *y, void *scratch);
 
 // ---------------------------------------------------------------------------------------------------------
@@ -236,7 +201,7 @@ void ck_timestep_embedding(int B, const float *t, int dim, float *out);
 void ck_f16_to_f32(size_t n, const uint16_t *x, float *y);
 void ck_f32_to_f16(size_t n, const float *x, uint16_t *y);
 void ck_bf16_to_f32(size_t n, const uint16_t *x, float *y);
-void ck_f32_to_bf16(size_t n, const float *x, uint16_t *y);
+// (f32 → bfloat16, ck_f32_to_bf16, is in ckernels_testing.h: only the tests call it.)
 
 #ifdef __cplusplus
 }

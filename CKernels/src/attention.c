@@ -49,8 +49,7 @@ void ck_attention_ref(const ck_attention_params *p) {
 }
 
 void ck_attention(const ck_attention_params *p, void *scratch) {
-    ck_isa isa = ck_isa_active();
-    (void)isa;  // only the x86-64 paths read it
+    ck_attention_rows_fn rows = ck_dispatch_active()->attention_rows(p->D);
     int qblocks = (p->Lq + CK_ATT_QB - 1) / CK_ATT_QB;
     int units = p->B * p->H * qblocks;
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
@@ -60,11 +59,6 @@ void ck_attention(const ck_attention_params *p, void *scratch) {
         int qb = u % qblocks, h = (u / qblocks) % p->H, b = u / (qblocks * p->H);
         int i0 = qb * CK_ATT_QB, i1 = CK_MIN(p->Lq, i0 + CK_ATT_QB);
         float *ts = (float *)(s + per_thread * ck_thread_index());
-#if defined(__x86_64__)
-        if (isa >= CK_ISA_AVX512 && p->D % 16 == 0) ck_attention_rows_avx512(p, b, h, i0, i1, ts);
-        else if (isa >= CK_ISA_AVX2 && p->D % 8 == 0) ck_attention_rows_avx2(p, b, h, i0, i1, ts);
-        else
-#endif
-            ck_attention_rows_ref(p, b, h, i0, i1, ts);
+        rows(p, b, h, i0, i1, ts);
     }
 }

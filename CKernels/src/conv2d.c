@@ -84,7 +84,7 @@ size_t ck_conv2d_f32_scratch_size(const ck_conv2d_params *p, int nthreads) {
 
 void ck_conv2d_f32(const ck_conv2d_params *p, const float *x, const float *packed, const float *bias, float *y,
                    void *scratch) {
-    ck_isa isa = ck_isa_active();
+    const ck_dispatch *d = ck_dispatch_active();
     int K = conv_k(p), HWo = p->Ho * p->Wo, nt = ck_get_threads();
     int tiles = (HWo + CK_CONV_TILE - 1) / CK_CONV_TILE;
     int np = CK_ROUND_UP(p->Cout, CK_F32_NR) / CK_F32_NR;
@@ -98,7 +98,7 @@ void ck_conv2d_f32(const ck_conv2d_params *p, const float *x, const float *packe
         if (w.q0 >= w.q1) continue;
         float *a = (float *)(s + per_thread * ck_thread_index());
         ck_im2col_f32(p, x, w.n, w.p0, w.rows, a, K);
-        ck_gemm_f32_block(isa, w.rows, p->Cout, K, a, K, packed, w.q0, w.q1, bias,
+        ck_gemm_f32_block(d, w.rows, p->Cout, K, a, K, packed, w.q0, w.q1, bias,
                           y + ((size_t)w.n * HWo + w.p0) * p->Cout, p->Cout);
     }
 }
@@ -130,7 +130,7 @@ void ck_conv2d_q8_ref(const ck_conv2d_params *p, const float *x, const int8_t *p
 
 void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packed, const float *scale,
                   const int32_t *colsum, const float *bias, float *y, void *scratch) {
-    ck_isa isa = ck_isa_active();
+    const ck_dispatch *d = ck_dispatch_active();
     int K = conv_k(p), Kp = ck_q8_padded_k(K), HWo = p->Ho * p->Wo, nt = ck_get_threads();
     int tiles = (HWo + CK_CONV_TILE_Q8 - 1) / CK_CONV_TILE_Q8;
     int np = CK_ROUND_UP(p->Cout, CK_Q8_NR) / CK_Q8_NR;
@@ -152,12 +152,12 @@ void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packe
         void *ks = (char *)acc + CK_ALIGN_UP((size_t)CK_CONV_TILE_Q8 * CK_Q8_NR * 4);
         for (int r = 0; r < rows; r++) {
             ck_im2col_f32(p, x, n, p0 + r, 1, row, K);
-            ck_q8_quantize_rows(1, K, row, K, qa + (size_t)r * Kp, &sa[r], &corr[r]);
+            d->q8_quantize_rows(1, K, row, K, qa + (size_t)r * Kp, &sa[r], &corr[r]);
         }
         float *yt = y + ((size_t)n * HWo + p0) * p->Cout;
         for (int q = w.q0; q < w.q1; q++) {
             int n0 = q * CK_Q8_NR;
-            ck_gemm_q8_block(isa, rows, p->Cout, Kp, qa, Kp, packed, colsum, q, q + 1, acc, CK_Q8_NR, ks);
+            ck_gemm_q8_block(d, rows, p->Cout, Kp, qa, Kp, packed, colsum, q, q + 1, acc, CK_Q8_NR, ks);
             ck_q8_epilogue(rows, CK_MIN(CK_Q8_NR, p->Cout - n0), acc, CK_Q8_NR, sa, corr, scale + n0, colsum + n0,
                            bias ? bias + n0 : NULL, yt + n0, p->Cout);
         }

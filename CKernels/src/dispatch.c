@@ -1,4 +1,5 @@
-// ISA detection, the CK_ISA override and the thread setting.
+// ISA detection, the dispatch tables (the only place that chooses a kernel by path), the CK_ISA override and the
+// thread setting.
 #define _GNU_SOURCE
 #include "ckernels.h"
 #include "internal.h"
@@ -17,7 +18,10 @@
 #endif
 
 static int g_supported[CK_ISA_COUNT];
-static ck_isa g_active = CK_ISA_REF;
+// One table per path, filled once by init_once; g_table points at the active one (read and switched atomically:
+// a driver running on another thread keeps the table it started with).
+static ck_dispatch g_tables[CK_ISA_COUNT];
+static const ck_dispatch *g_table = &g_tables[CK_ISA_REF];
 static int g_threads = 1;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
@@ -57,6 +61,62 @@ static void detect_x86(void) {
 }
 #endif
 
+// ---------------------------------------------------------------------------------------------------------
+// The dispatch table of each path.
+// ---------------------------------------------------------------------------------------------------------
+// Attention rows: a vector path needs D to be a multiple of its width (AVX-512: 16, AVX2: 8); otherwise the next
+// narrower one runs, down to the scalar rows.
+static ck_attention_rows_fn attention_rows_ref(int D) {
+    (void)D;
+    return ck_attention_rows_ref;
+}
+#if defined(__x86_64__)
+static ck_attention_rows_fn attention_rows_avx2(int D) {
+    return D % 8 == 0 ? ck_attention_rows_avx2 : ck_attention_rows_ref;
+}
+static ck_attention_rows_fn attention_rows_avx512(int D) {
+    return D % 16 == 0 ? ck_attention_rows_avx512 : attention_rows_avx2(D);
+}
+#endif
+
+static void fill_table(ck_dispatch *t, ck_isa isa) {
+    // The scalar path; on other architectures every path is this one.
+    *t = (ck_dispatch){
+        .isa = isa,
+        .f32_kernel = ck_f32_kernel_ref,
+        .f32_mr = CK_F32_MR_REF,
+        .q8_kernel = ck_q8_kernel_ref,
+        .q8_mr = CK_Q8_MR_REF,
+        .q8_quantize_rows = ck_q8_quantize_rows_ref,
+        .sigmoid_gate = ck_sigmoid_gate_ref,
+        .attention_rows = attention_rows_ref,
+    };
+#if defined(__x86_64__)
+    switch (isa) {
+    case CK_ISA_AVX2:
+        t->f32_kernel = ck_f32_kernel_avx2;
+        t->f32_mr = CK_F32_MR_AVX2;
+        t->q8_kernel = ck_q8_kernel_avx2;
+        t->q8_mr = CK_Q8_MR_AVX2;
+        t->sigmoid_gate = ck_sigmoid_gate_avx2;
+        t->attention_rows = attention_rows_avx2;
+        break;  // row quantization stays scalar on AVX2
+    case CK_ISA_AVX512:
+    case CK_ISA_AMX:
+        // AMX is the AVX-512 path with AMX-INT8 tiles for the int8 micro-kernel only (no f32 tiles).
+        t->f32_kernel = ck_f32_kernel_avx512;
+        t->f32_mr = CK_F32_MR_AVX512;
+        t->q8_kernel = isa == CK_ISA_AMX ? ck_q8_kernel_amx : ck_q8_kernel_avx512;
+        t->q8_mr = isa == CK_ISA_AMX ? CK_Q8_MR_AMX : CK_Q8_MR_AVX512;
+        t->q8_quantize_rows = ck_q8_quantize_rows_avx512;
+        t->sigmoid_gate = ck_sigmoid_gate_avx512;
+        t->attention_rows = attention_rows_avx512;
+        break;
+    default: break;
+    }
+#endif
+}
+
 static ck_isa best_supported(void) {
     for (int i = CK_ISA_COUNT - 1; i > 0; i--)
         if (g_supported[i]) return (ck_isa)i;
@@ -68,12 +128,14 @@ static void init_once(void) {
 #if defined(__x86_64__)
     detect_x86();
 #endif
-    g_active = best_supported();
+    for (int i = 0; i < CK_ISA_COUNT; i++) fill_table(&g_tables[i], (ck_isa)i);
+    ck_isa active = best_supported();
     const char *env = getenv("CK_ISA");
     if (env) {
         for (int i = 0; i < CK_ISA_COUNT; i++)
-            if (strcmp(env, ck_isa_name((ck_isa)i)) == 0 && g_supported[i]) g_active = (ck_isa)i;
+            if (strcmp(env, ck_isa_name((ck_isa)i)) == 0 && g_supported[i]) active = (ck_isa)i;
     }
+    __atomic_store_n(&g_table, &g_tables[active], __ATOMIC_RELEASE);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     g_threads = cores > 0 ? (int)cores : 1;
     const char *t = getenv("UNCLIP_THREADS");
@@ -96,14 +158,16 @@ int ck_isa_supported(ck_isa isa) {
     return isa >= 0 && isa < CK_ISA_COUNT && g_supported[isa];
 }
 
-ck_isa ck_isa_active(void) {
+const ck_dispatch *ck_dispatch_active(void) {
     init();
-    return g_active;
+    return __atomic_load_n(&g_table, __ATOMIC_ACQUIRE);
 }
+
+ck_isa ck_isa_active(void) { return ck_dispatch_active()->isa; }
 
 int ck_isa_set(ck_isa isa) {
     if (!ck_isa_supported(isa)) return -1;
-    g_active = isa;
+    __atomic_store_n(&g_table, &g_tables[isa], __ATOMIC_RELEASE);
     return 0;
 }
 

@@ -7,53 +7,44 @@
 #define CK_QUICK_GELU_ALPHA 1.702f  // transformers ACT2FN["quick_gelu"]: x * sigmoid(1.702 * x)
 
 // y = x · σ(αx) = x / (1 + exp(−αx)), scalar.
-static void sigmoid_gate_ref(size_t n, const float *x, float alpha, float *y) {
+void ck_sigmoid_gate_ref(size_t n, const float *x, float alpha, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-alpha * x[i]));
 }
 
 #if defined(__x86_64__)
 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-static void sigmoid_gate_avx512(size_t n, const float *x, float alpha, float *y) {
+void ck_sigmoid_gate_avx512(size_t n, const float *x, float alpha, float *y) {
     size_t i = 0;
     __m512 na = _mm512_set1_ps(-alpha), one = _mm512_set1_ps(1.0f);
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(x + i);
         _mm512_storeu_ps(y + i, _mm512_div_ps(v, _mm512_add_ps(one, ck_exp512(_mm512_mul_ps(na, v)))));
     }
-    sigmoid_gate_ref(n - i, x + i, alpha, y + i);
+    ck_sigmoid_gate_ref(n - i, x + i, alpha, y + i);
 }
 
 __attribute__((target("avx2,fma")))
-static void sigmoid_gate_avx2(size_t n, const float *x, float alpha, float *y) {
+void ck_sigmoid_gate_avx2(size_t n, const float *x, float alpha, float *y) {
     size_t i = 0;
     __m256 na = _mm256_set1_ps(-alpha), one = _mm256_set1_ps(1.0f);
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         _mm256_storeu_ps(y + i, _mm256_div_ps(v, _mm256_add_ps(one, ck_exp256(_mm256_mul_ps(na, v)))));
     }
-    sigmoid_gate_ref(n - i, x + i, alpha, y + i);
+    ck_sigmoid_gate_ref(n - i, x + i, alpha, y + i);
 }
 #endif
 
 // Chunks of CK_EW_CHUNK elements are the parallel unit; each element is computed the same way on any split.
 #define CK_EW_CHUNK 16384
 
-void ck_sigmoid_gate_serial(ck_isa isa, size_t n, const float *x, float alpha, float *y) {
-#if defined(__x86_64__)
-    if (isa >= CK_ISA_AVX512) sigmoid_gate_avx512(n, x, alpha, y);
-    else if (isa == CK_ISA_AVX2) sigmoid_gate_avx2(n, x, alpha, y);
-    else
-#endif
-        sigmoid_gate_ref(n, x, alpha, y);
-}
-
 static void sigmoid_gate(size_t n, const float *x, float alpha, float *y) {
-    ck_isa isa = ck_isa_active();
+    ck_sigmoid_gate_fn gate = ck_dispatch_active()->sigmoid_gate;
     long chunks = (long)((n + CK_EW_CHUNK - 1) / CK_EW_CHUNK);
 #pragma omp parallel for schedule(static) num_threads(ck_get_threads()) if (chunks > 1)
     for (long c = 0; c < chunks; c++) {
         size_t i0 = (size_t)c * CK_EW_CHUNK;
-        ck_sigmoid_gate_serial(isa, CK_MIN((size_t)CK_EW_CHUNK, n - i0), x + i0, alpha, y + i0);
+        gate(CK_MIN((size_t)CK_EW_CHUNK, n - i0), x + i0, alpha, y + i0);
     }
 }
 

@@ -2,7 +2,6 @@
 #include "internal.h"
 
 #include <string.h>
-#include <cblas.h>
 
 // K is split in chunks of CK_F32_KC so that one panel chunk (KC × NR floats = 32 KiB) stays in L1/L2 while the
 // rows of an M block stream past it; CK_F32_MC rows of A per block (192 × 256 × 4 B = 192 KiB, in L2).
@@ -59,32 +58,10 @@ void ck_f32_kernel_ref(int mr, int kc, const float *A, int lda, const float *B, 
         }
 }
 
-int ck_f32_mr(ck_isa isa) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case CK_ISA_AVX2: return CK_F32_MR_AVX2;
-    case CK_ISA_AVX512:
-    case CK_ISA_AMX: return CK_F32_MR_AVX512;
-#endif
-    default: return CK_F32_MR_REF;
-    }
-}
-
-ck_f32_kernel ck_f32_kernel_for(ck_isa isa) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case CK_ISA_AVX2: return ck_f32_kernel_avx2;
-    case CK_ISA_AVX512:
-    case CK_ISA_AMX: return ck_f32_kernel_avx512;  // AMX has no f32 tiles: f32 runs on AVX-512
-#endif
-    default: return ck_f32_kernel_ref;
-    }
-}
-
-void ck_gemm_f32_block(ck_isa isa, int M, int N, int K, const float *A, int lda, const float *packed, int p0,
-                       int p1, const float *bias, float *C, int ldc) {
-    ck_f32_kernel kern = ck_f32_kernel_for(isa);
-    int mr = ck_f32_mr(isa);
+void ck_gemm_f32_block(const ck_dispatch *d, int M, int N, int K, const float *A, int lda, const float *packed,
+                       int p0, int p1, const float *bias, float *C, int ldc) {
+    ck_f32_kernel kern = d->f32_kernel;
+    int mr = d->f32_mr;
     for (int p = p0; p < p1; p++) {
         int n0 = p * CK_F32_NR;
         int nvalid = CK_MIN(CK_F32_NR, N - n0);
@@ -106,7 +83,7 @@ void ck_gemm_f32_block(ck_isa isa, int M, int N, int K, const float *A, int lda,
 
 void ck_gemm_f32(int M, int N, int K, const float *A, int lda, const float *packed, const float *bias,
                  float *C, int ldc) {
-    ck_isa isa = ck_isa_active();
+    const ck_dispatch *d = ck_dispatch_active();
     int np = CK_ROUND_UP(N, CK_F32_NR) / CK_F32_NR;
     int mb = (M + CK_F32_MC - 1) / CK_F32_MC;
     int units = mb * np;
@@ -115,19 +92,7 @@ void ck_gemm_f32(int M, int N, int K, const float *A, int lda, const float *pack
 #pragma omp parallel for schedule(static) num_threads(ck_get_threads())
     for (int u = 0; u < units; u++) {
         int m0 = (u % mb) * CK_F32_MC, p = u / mb;
-        ck_gemm_f32_block(isa, CK_MIN(CK_F32_MC, M - m0), N, K, A + (size_t)m0 * lda, lda, packed, p, p + 1, bias,
+        ck_gemm_f32_block(d, CK_MIN(CK_F32_MC, M - m0), N, K, A + (size_t)m0 * lda, lda, packed, p, p + 1, bias,
                           C + (size_t)m0 * ldc, ldc);
     }
 }
-
-int ck_gemm_f32_openblas(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
-                         const float *bias, float *C, int ldc) {
-    for (int m = 0; m < M; m++)
-        for (int n = 0; n < N; n++) C[(size_t)m * ldc + n] = bias ? bias[n] : 0.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, A, lda, W, ldw, 1.0f, C, ldc);
-    return 0;
-}
-
-const char *ck_openblas_corename(void) { return openblas_get_corename(); }
-
-void ck_openblas_set_threads(int n) { openblas_set_num_threads(n); }

@@ -177,13 +177,7 @@ void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out,
 }
 
 void ck_q8_quantize_rows(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr) {
-#if defined(__x86_64__)
-    if (ck_isa_active() >= CK_ISA_AVX512) {
-        ck_q8_quantize_rows_avx512(M, K, A, lda, out, sa, corr);
-        return;
-    }
-#endif
-    ck_q8_quantize_rows_ref(M, K, A, lda, out, sa, corr);
+    ck_dispatch_active()->q8_quantize_rows(M, K, A, lda, out, sa, corr);
 }
 
 void ck_gemm_q8_s32_ref(int M, int N, int K, const int8_t *qa, const int8_t *packed, int32_t *acc, int ldacc) {
@@ -210,32 +204,10 @@ void ck_q8_kernel_ref(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *
         }
 }
 
-int ck_q8_mr(ck_isa isa) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case CK_ISA_AVX2: return CK_Q8_MR_AVX2;
-    case CK_ISA_AVX512: return CK_Q8_MR_AVX512;
-    case CK_ISA_AMX: return CK_Q8_MR_AMX;
-#endif
-    default: return CK_Q8_MR_REF;
-    }
-}
-
-ck_q8_kernel ck_q8_kernel_for(ck_isa isa) {
-    switch (isa) {
-#if defined(__x86_64__)
-    case CK_ISA_AVX2: return ck_q8_kernel_avx2;
-    case CK_ISA_AVX512: return ck_q8_kernel_avx512;
-    case CK_ISA_AMX: return ck_q8_kernel_amx;
-#endif
-    default: return ck_q8_kernel_ref;
-    }
-}
-
-void ck_gemm_q8_block(ck_isa isa, int M, int N, int Kp, const int8_t *qa, int ldqa, const int8_t *packed,
+void ck_gemm_q8_block(const ck_dispatch *d, int M, int N, int Kp, const int8_t *qa, int ldqa, const int8_t *packed,
                       const int32_t *colsum, int p0, int p1, int32_t *acc, int ldacc, void *kscratch) {
-    ck_q8_kernel kern = ck_q8_kernel_for(isa);
-    int mr = ck_q8_mr(isa);
+    ck_q8_kernel kern = d->q8_kernel;
+    int mr = d->q8_mr;
     for (int p = p0; p < p1; p++) {
         int n0 = p * CK_Q8_NR;
         const int8_t *panel = packed + (size_t)p * Kp * CK_Q8_NR;
@@ -247,7 +219,7 @@ void ck_gemm_q8_block(ck_isa isa, int M, int N, int Kp, const int8_t *qa, int ld
 
 void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed, const int32_t *colsum,
                     int32_t *acc, int ldacc, void *scratch) {
-    ck_isa isa = ck_isa_active();
+    const ck_dispatch *d = ck_dispatch_active();
     int Kp = ck_q8_padded_k(K);
     int np = CK_ROUND_UP(N, CK_Q8_NR) / CK_Q8_NR;
     int mb = (M + CK_Q8_MC - 1) / CK_Q8_MC;
@@ -256,7 +228,7 @@ void ck_gemm_q8_s32(int M, int N, int K, const int8_t *qa, const int8_t *packed,
 #pragma omp parallel for schedule(static) num_threads(ck_get_threads())
     for (int u = 0; u < mb * np; u++) {
         int m0 = (u % mb) * CK_Q8_MC, p = u / mb;
-        ck_gemm_q8_block(isa, CK_MIN(CK_Q8_MC, M - m0), N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1,
+        ck_gemm_q8_block(d, CK_MIN(CK_Q8_MC, M - m0), N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1,
                          acc + (size_t)m0 * ldacc + (size_t)p * CK_Q8_NR, ldacc, s + per_thread * ck_thread_index());
     }
 }
@@ -297,7 +269,7 @@ void ck_gemm_q8_ref(int M, int N, int K, const float *A, int lda, const int8_t *
 
 void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *packed, const float *scale,
                 const int32_t *colsum, const float *bias, float *C, int ldc, void *scratch) {
-    ck_isa isa = ck_isa_active();
+    const ck_dispatch *d = ck_dispatch_active();
     int Kp = ck_q8_padded_k(K);
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
     int8_t *qa = (int8_t *)s;
@@ -309,7 +281,7 @@ void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *pack
     size_t per_thread = acc_bytes + CK_Q8_KERNEL_SCRATCH(Kp);
     int nt = ck_get_threads();
 #pragma omp parallel for schedule(static) num_threads(nt)
-    for (int m = 0; m < M; m++) ck_q8_quantize_rows(1, K, A + (size_t)m * lda, lda, qa + (size_t)m * Kp, &sa[m], &corr[m]);
+    for (int m = 0; m < M; m++) d->q8_quantize_rows(1, K, A + (size_t)m * lda, lda, qa + (size_t)m * Kp, &sa[m], &corr[m]);
     memset(qa + (size_t)M * Kp, 0, (size_t)(CK_ROUND_UP(M, 32) - M) * Kp);
 
     int np = CK_ROUND_UP(N, CK_Q8_NR) / CK_Q8_NR;
@@ -322,7 +294,7 @@ void ck_gemm_q8(int M, int N, int K, const float *A, int lda, const int8_t *pack
         int rows_u = CK_MIN(CK_Q8_MC, M - m0);
         char *ts = threads + per_thread * ck_thread_index();
         int32_t *acc = (int32_t *)ts;
-        ck_gemm_q8_block(isa, rows_u, N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1, acc, CK_Q8_NR,
+        ck_gemm_q8_block(d, rows_u, N, Kp, qa + (size_t)m0 * Kp, Kp, packed, colsum, p, p + 1, acc, CK_Q8_NR,
                          ts + acc_bytes);
         ck_q8_epilogue(rows_u, CK_MIN(CK_Q8_NR, N - n0), acc, CK_Q8_NR, sa + m0, corr + m0, scale + n0, colsum + n0,
                        bias ? bias + n0 : NULL, C + (size_t)m0 * ldc + n0, ldc);

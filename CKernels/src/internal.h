@@ -1,8 +1,10 @@
-// Internal declarations shared by the kernel files: per-ISA inner kernels and the threading helpers.
+// Internal declarations shared by the kernel files: per-ISA inner kernels, the dispatch table and the threading
+// helpers.
 #ifndef CK_INTERNAL_H
 #define CK_INTERNAL_H
 
 #include "ckernels.h"
+#include "ckernels_testing.h"  // the kernels define the scalar twins and other test-only entry points
 
 #include <math.h>
 
@@ -18,6 +20,9 @@ int ck_thread_index(void);
 #define CK_ALIGN 64
 #define CK_ALIGN_UP(x) CK_ROUND_UP((size_t)(x), (size_t)CK_ALIGN)
 
+// ---------------------------------------------------------------------------------------------------------
+// Per-path inner kernels: the entries of the dispatch table below. Only dispatch.c chooses among them.
+// ---------------------------------------------------------------------------------------------------------
 // f32 inner kernel: C[mr, nvalid] (+)= A[mr, kc] · B[kc, CK_F32_NR], where B is one packed panel starting at
 // row k0 (row stride CK_F32_NR). accumulate = 0: start from bias (or zero when bias is NULL); 1: from C.
 typedef void (*ck_f32_kernel)(int mr, int kc, const float *A, int lda, const float *B, float *C, int ldc,
@@ -30,15 +35,10 @@ void ck_f32_kernel_avx2(int mr, int kc, const float *A, int lda, const float *B,
 void ck_f32_kernel_avx512(int mr, int kc, const float *A, int lda, const float *B, float *C, int ldc, int nvalid,
                           const float *bias, int accumulate);
 #endif
+// Rows of A per f32 kernel call on each path (AMX has no f32 tiles: f32 runs on the AVX-512 kernel).
 #define CK_F32_MR_REF 4
 #define CK_F32_MR_AVX2 3
 #define CK_F32_MR_AVX512 12
-// Rows of A handled per f32 kernel call on the active path.
-int ck_f32_mr(ck_isa isa);
-ck_f32_kernel ck_f32_kernel_for(ck_isa isa);
-// Runs rows [0, M) × panels [p0, p1) of a packed GEMM on one thread.
-void ck_gemm_f32_block(ck_isa isa, int M, int N, int K, const float *A, int lda, const float *packed, int p0,
-                       int p1, const float *bias, float *C, int ldc);
 
 // int8 inner kernel: acc[mr, nvalid] = qa[mr, Kp] · panel (one CK_Q8_NR-column panel). colsum is the panel's
 // slice (vpdpbusd correction; unused elsewhere). scratch: per-thread, 64-byte aligned, CK_Q8_KERNEL_SCRATCH(Kp)
@@ -55,17 +55,66 @@ void ck_q8_kernel_avx512(int mr, int Kp, const int8_t *qa, int ldqa, const int8_
 void ck_q8_kernel_amx(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
                       int32_t *acc, int ldacc, int nvalid, void *scratch);
 void ck_amx_tile_release(void);
-void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
 #endif
+// Rows of A per int8 kernel call on each path.
 #define CK_Q8_MR_REF 4
 #define CK_Q8_MR_AVX2 2
 #define CK_Q8_MR_AVX512 8
 #define CK_Q8_MR_AMX 32
-int ck_q8_mr(ck_isa isa);
-ck_q8_kernel ck_q8_kernel_for(ck_isa isa);
 #define CK_Q8_KERNEL_SCRATCH(Kp) CK_ALIGN_UP(32 * (size_t)(Kp) + 32 * 32 * 4)
-// Integer GEMM of rows [0, M) × panels [p0, p1) on one thread (AMX tiles configured by the caller).
-void ck_gemm_q8_block(ck_isa isa, int M, int N, int Kp, const int8_t *qa, int ldqa, const int8_t *packed,
+
+// Row quantization of activations (the scalar one is ck_q8_quantize_rows_ref, ckernels_testing.h).
+typedef void (*ck_q8_quantize_rows_fn)(int M, int K, const float *A, int lda, int8_t *out, float *sa,
+                                       int32_t *corr);
+#if defined(__x86_64__)
+void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
+#endif
+
+// y = x·σ(αx) on one thread (SiLU: α = 1). elementwise.c.
+typedef void (*ck_sigmoid_gate_fn)(size_t n, const float *x, float alpha, float *y);
+void ck_sigmoid_gate_ref(size_t n, const float *x, float alpha, float *y);
+#if defined(__x86_64__)
+void ck_sigmoid_gate_avx2(size_t n, const float *x, float alpha, float *y);
+void ck_sigmoid_gate_avx512(size_t n, const float *x, float alpha, float *y);
+#endif
+
+// Attention: query rows per parallel unit; keys per block of the widest vector path (scratch depends on both).
+#define CK_ATT_QB 64
+#define CK_ATT_KB 16
+// Attention inner loop for one (batch, head, query block).
+typedef void (*ck_attention_rows_fn)(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
+void ck_attention_rows_ref(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
+#if defined(__x86_64__)
+void ck_attention_rows_avx2(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
+void ck_attention_rows_avx512(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
+#endif
+
+// ---------------------------------------------------------------------------------------------------------
+// The dispatch table (dispatch.c): everything that depends on the ISA path, one entry per operation. One table
+// per path is filled once, at first use, next to the CPUID/XGETBV detection; the active one is chosen by CK_ISA
+// (or the best path) and switched by ck_isa_set. A driver reads ck_dispatch_active() once per call and uses only
+// that table, so one call never mixes two paths even when the path changes on another thread.
+// ---------------------------------------------------------------------------------------------------------
+typedef struct {
+    ck_isa isa;                                 // the path this table is for
+    ck_f32_kernel f32_kernel;                   // f32 GEMM micro-kernel ...
+    int f32_mr;                                 // ... and its rows per call
+    ck_q8_kernel q8_kernel;                     // int8 GEMM micro-kernel ...
+    int q8_mr;                                  // ... and its rows per call
+    ck_q8_quantize_rows_fn q8_quantize_rows;    // activation row quantization (identical bits on every path)
+    ck_sigmoid_gate_fn sigmoid_gate;            // SiLU / quick_gelu / GroupNorm's fused SiLU, one thread
+    // Attention rows for head dimension D: the path's vector width needs D to be a multiple of it, so the
+    // entry picks a narrower path (or the scalar rows) for other D.
+    ck_attention_rows_fn (*attention_rows)(int D);
+} ck_dispatch;
+// The active path's table (detects the host on first use).
+const ck_dispatch *ck_dispatch_active(void);
+
+// Runs rows [0, M) × panels [p0, p1) of a packed f32 GEMM on one thread with table d.
+void ck_gemm_f32_block(const ck_dispatch *d, int M, int N, int K, const float *A, int lda, const float *packed,
+                       int p0, int p1, const float *bias, float *C, int ldc);
+// Integer GEMM of rows [0, M) × panels [p0, p1) on one thread with table d (AMX tiles configured by the kernel).
+void ck_gemm_q8_block(const ck_dispatch *d, int M, int N, int Kp, const int8_t *qa, int ldqa, const int8_t *packed,
                       const int32_t *colsum, int p0, int p1, int32_t *acc, int ldacc, void *kscratch);
 // acc → f32: C[m][n] = (acc + corr[m]·colsum[n])·sa[m]·scale[n] + bias[n], the same operation order on every path.
 void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *corr,
@@ -83,18 +132,5 @@ static inline float ck_q8_dequantize(int32_t s, float sa, float scale, const flo
     float v = (float)s * sa * scale;
     return bias ? v + bias[n] : v;
 }
-
-// y = x·σ(αx) on one thread with the given path (SiLU: α = 1).
-void ck_sigmoid_gate_serial(ck_isa isa, size_t n, const float *x, float alpha, float *y);
-
-// Attention: query rows per parallel unit; keys per block of the widest vector path (scratch depends on both).
-#define CK_ATT_QB 64
-#define CK_ATT_KB 16
-// Attention inner loop for one (batch, head, query block).
-void ck_attention_rows_ref(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
-#if defined(__x86_64__)
-void ck_attention_rows_avx2(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
-void ck_attention_rows_avx512(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
-#endif
 
 #endif

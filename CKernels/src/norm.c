@@ -60,7 +60,7 @@ void ck_group_norm_ref(int N, int HW, int C, int G, float eps, const float *x, c
 
 void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const float *gamma, const float *beta,
                    const float *scale, const float *shift, int silu, float *y) {
-    ck_isa isa = ck_isa_active();
+    ck_sigmoid_gate_fn silu_gate = ck_dispatch_active()->sigmoid_gate;
     int cg = C / G, nt = ck_get_threads();
     int chunks = (HW + CK_GN_CHUNK - 1) / CK_GN_CHUNK;
     // Per chunk and group: the mean and M2 = Σ(x − mean)², both in double.
@@ -126,7 +126,7 @@ void ck_group_norm(int N, int HW, int C, int G, float eps, const float *x, const
                 const float *xp = xn + (size_t)p * C;
                 float *yp = yn + (size_t)p * C;
                 for (int c = 0; c < C; c++) yp[c] = (xp[c] - mu[c]) * a[c] + b[c];
-                if (silu) ck_sigmoid_gate_serial(isa, (size_t)C, yp, 1.0f, yp);
+                if (silu) silu_gate((size_t)C, yp, 1.0f, yp);
             }
         }
     }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "ckernels.h"
+#include "ckernels_testing.h"  // ck_amx_tile_config
 
 double cpk_now(void) {
     struct timespec ts;

@@ -1,4 +1,5 @@
 import CKernels
+import CPeaks
 import Foundation
 
 /// Deterministic fill in [-scale, scale).

@@ -12,4 +12,11 @@ double cpk_amx_int8(int threads, double seconds);       // GOPS, tdpbssd; 0 when
 double cpk_read_bandwidth(int threads, size_t bytes, double seconds);   // GB/s
 double cpk_triad_bandwidth(int threads, size_t bytes, double seconds);  // GB/s (a = b + s·c: 3 streams)
 double cpk_now(void);                                   // monotonic seconds
+
+// The OpenBLAS baseline (openblas.c; the names predate its move out of CKernels). The engine's f32 GEMM
+// C[M,N] = A[M,K] · W[N,K]ᵀ + bias[N] (W unpacked, bias may be NULL) through cblas_sgemm; returns 0.
+int ck_gemm_f32_openblas(int M, int N, int K, const float *A, int lda, const float *W, int ldw,
+                         const float *bias, float *C, int ldc);
+const char *ck_openblas_corename(void);     // the kernel set OpenBLAS chose at load (CPU or OPENBLAS_CORETYPE)
+void ck_openblas_set_threads(int n);
 #endif
