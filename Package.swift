@@ -15,6 +15,9 @@ let package = Package(
         .executable(name: "unclip-bench", targets: ["unclip-bench"]),
         .executable(name: "unclip-weights", targets: ["unclip-weights"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+    ],
     targets: [
         // The C kernels: always optimised (debug builds of the kernels are too slow to test at real sizes),
         // no FMA contraction in scalar code so the reference and the epilogues are exactly reproducible.
@@ -46,9 +49,15 @@ let package = Package(
             dependencies: ["CKernels", "CImageIO"],
             path: "Sources/UnCLIP"
         ),
+        // What the three command-line tools share: exit codes, safe stdout/stderr, progress, common options.
+        .target(
+            name: "CLISupport",
+            dependencies: ["UnCLIP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/CLISupport"
+        ),
         .executableTarget(
             name: "unclip",
-            dependencies: ["UnCLIP"],
+            dependencies: ["UnCLIP", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/unclip"
         ),
         // Peak-measuring loops for the benchmark (register-only FMA/VNNI/AMX, streaming bandwidth).
@@ -62,12 +71,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "unclip-bench",
-            dependencies: ["UnCLIP", "CKernels", "CPeaks"],
+            dependencies: ["UnCLIP", "CKernels", "CPeaks", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "bench/unclip-bench"
         ),
         .executableTarget(
             name: "unclip-weights",
-            dependencies: ["UnCLIP"],
+            dependencies: ["UnCLIP", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "weights-tools/unclip-weights"
         ),
         .testTarget(

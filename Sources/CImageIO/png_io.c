@@ -137,9 +137,12 @@ int ci_png_write(const char *path, int width, int height, int channels, const ui
             png_longjmp(png, 1);
         }
         for (int i = 0; i < ntext; i++) {
-            t[i].compression = PNG_TEXT_COMPRESSION_NONE;
+            // iTXt, uncompressed: UTF-8 text (tEXt is Latin-1 only), no language tag
+            t[i].compression = PNG_ITXT_COMPRESSION_NONE;
             t[i].key = (png_charp)text_keys[i];
             t[i].text = (png_charp)text_values[i];
+            t[i].lang = NULL;
+            t[i].lang_key = NULL;
         }
         png_set_text(png, info, t, ntext);
         free(t);

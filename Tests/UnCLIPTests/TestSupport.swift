@@ -72,9 +72,8 @@ enum Fixtures {
     }
 }
 
-/// Runs one of the package's executables (built by `swift test` next to the test bundle); `env` is added to the
-/// test process's environment.
-func runExecutable(_ name: String, _ args: [String], env: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
+/// One of the package's executables (built by `swift test` next to the test bundle).
+func executableURL(_ name: String) throws -> URL {
     let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     var exe = dir.appendingPathComponent(name)
     if !FileManager.default.isExecutableFile(atPath: exe.path) {  // xctest bundles nest one level deeper on some layouts
@@ -84,6 +83,15 @@ func runExecutable(_ name: String, _ args: [String], env: [String: String] = [:]
         XCTFail("\(name) not built next to the tests (\(exe.path)); run `swift build` first")
         throw XCTSkip("no executable")
     }
+    return exe
+}
+
+/// Runs one of the package's executables; `env` is added to the test process's environment.
+func runExecutable(_ name: String, _ args: [String], env: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
+    try runProcess(try executableURL(name), args, env: env)
+}
+
+func runProcess(_ exe: URL, _ args: [String], env: [String: String] = [:]) throws -> (code: Int32, out: String, err: String) {
     let p = Process()
     p.executableURL = exe
     p.arguments = args

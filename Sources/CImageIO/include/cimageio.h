@@ -10,7 +10,7 @@
 // Images larger than max_pixels are refused before their pixels are decoded.
 int ci_png_read(const char *path, size_t max_pixels, int *width, int *height, int *channels, uint8_t **data,
                 char *err, size_t errlen);
-// Writes 8-bit RGB (3) or RGBA (4) with optional tEXt chunks. Returns 0, or -1 with err set.
+// Writes 8-bit RGB (3) or RGBA (4) with optional text chunks (iTXt: UTF-8, uncompressed). Returns 0, or -1 with err set.
 int ci_png_write(const char *path, int width, int height, int channels, const uint8_t *data,
                  const char *const *text_keys, const char *const *text_values, int ntext, char *err, size_t errlen);
 void ci_free(void *p);

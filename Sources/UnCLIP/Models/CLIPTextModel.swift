@@ -47,12 +47,15 @@ public final class CLIPTextModelWithProjection: @unchecked Sendable {
         x = try Ops.addBroadcastRows(x, try positionEmbedding.slice(dim: 0, 0..<l).contiguous())      // [B, L, D]
         for layer in layers { x = try layer(x, causal: true) }                                       // [B, L, D]
         let last = try Ops.layerNorm(x, eps: config.tower.eps, gamma: finalLNg, beta: finalLNb)      // [B, L, D]
-        // pooled = hidden state at the first EOS (transformers: argmax(input_ids == eos_token_id))
+        // pooled = hidden state at the first EOS (transformers: argmax(input_ids == eos_token_id)); configs with the
+        // legacy eos_token_id 2 (copied from openai/clip-vit-large-patch14 before transformers PR #24773) take
+        // argmax(input_ids) instead, as transformers does — the same position whenever EOS is the largest id present.
         var pooled = [Float]()
         pooled.reserveCapacity(b * d)
         let all = last.toArray()
         for (r, row) in ids.enumerated() {
-            let at = row.firstIndex(of: config.eosTokenID) ?? 0
+            let at = config.eosTokenID == 2 ? row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) } ?? 0
+                                            : row.firstIndex(of: config.eosTokenID) ?? 0
             pooled += all[((r * l + at) * d)..<((r * l + at + 1) * d)]
         }
         let embeds = try Ops.linear(try Tensor(shape: [b, d], values: pooled), projection)           // [B, P]

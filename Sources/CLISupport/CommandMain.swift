@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import UnCLIP
+
+/// A failure at run time (bad file, bad model, I/O): exit 1 with "<tool>: <message>".
+public struct RuntimeFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// A usage error found after parsing (a combination of flags, a bad value): exit 2 with the message and a hint.
+public struct UsageError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// Runs a root command with the project's exit codes: 0 ok (help and --version on stdout), 1 runtime error,
+/// 2 usage error (ArgumentParser's own is 64, EX_USAGE), 130 cancelled by a signal. Messages go to stderr prefixed
+/// with the tool's name; no trap reaches the user.
+public enum CommandMain {
+    public static func run<Root: ParsableCommand>(_ root: Root.Type, tool: String, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        Terminal.prepare()
+        var command: ParsableCommand
+        do {
+            command = try root.parseAsRoot(arguments)
+        } catch {
+            finish(root, tool: tool, error: error, parsing: true)
+        }
+        do {
+            try command.run()
+        } catch {
+            finish(root, tool: tool, error: error, parsing: false)
+        }
+        exit(0)
+    }
+
+    static func finish<Root: ParsableCommand>(_ root: Root.Type, tool: String, error: Error, parsing: Bool) -> Never {
+        if let e = error as? UsageError {
+            Terminal.err("\(tool): \(e.description)\n(see \(tool) --help)\n")
+            exit(2)
+        }
+        let code = root.exitCode(for: error)
+        if error is CleanExit || code == .success {
+            Terminal.write(root.fullMessage(for: error) + "\n", to: 1)
+            exit(0)
+        }
+        if parsing || error is ValidationError || code == .validationFailure {
+            let message = root.fullMessage(for: error)
+            Terminal.err("\(tool): " + message.replacingOccurrences(of: "Error: ", with: "") + "\n")
+            exit(2)
+        }
+        if let e = error as? ExitCode { exit(e.rawValue) }
+        if error is CancelledError {
+            Terminal.err("\(tool): \(error)\n")
+            exit(130)
+        }
+        Terminal.err("\(tool): \(error)\n")
+        exit(1)
+    }
+}
+
+/// `--threads N`: kernel threads, 1…1024 (default: online cores, or $UNCLIP_THREADS).
+public struct ThreadOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Kernel threads (default: the online cores).", valueName: "n"))
+    public var threads: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        if let threads, (try? Runtime.setThreads(threads)) == nil {
+            throw ValidationError("--threads must be an integer in 1...1024 (got \(threads))")
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import CLISupport
+import Foundation
+import UnCLIP
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Text → image: prior, decoder, super-resolution.")
+
+    @Argument(help: "The prompt (quote it).") var prompt: String
+    @OptionGroup(title: "Model") var model: ModelOption
+    @OptionGroup(title: "Noise") var noise: NoiseOptions
+    @OptionGroup(title: "Prior") var prior: PriorOptions
+    @OptionGroup(title: "Decoder and super-resolution") var decoder: DecoderOptions
+    @OptionGroup(title: "Sampler") var sampler: SamplerOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Runtime") var runtime: ThreadOptions
+
+    func validate() throws {
+        guard !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ValidationError("the prompt is empty") }
+        guard !prompt.utf8.contains(0) else { throw ValidationError("the prompt contains a NUL character") }
+        try checkSteps("--prior-steps", prior.priorSteps)
+        try checkGuidance("--prior-guidance", prior.priorGuidance)
+        try checkDecoder(decoder)
+    }
+
+    func run() throws {
+        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .textToImage) { pipe, opts, noises, progress in
+            var o = opts
+            o.priorSteps = prior.priorSteps ?? o.priorSteps
+            o.priorGuidance = prior.priorGuidance ?? o.priorGuidance
+            let (images, stages) = try pipe.generate(prompt: prompt, options: o, noises: noises, progress: progress)
+            var meta = ImageMetadata()
+            (meta.kind, meta.prompt, meta.priorSteps, meta.priorGuidance) = (.textToImage, prompt, o.priorSteps, o.priorGuidance)
+            return (images, stages, meta, o)
+        }
+    }
+}
+
+func checkDecoder(_ d: DecoderOptions) throws {
+    try checkSteps("--decoder-steps", d.decoderSteps)
+    try checkSteps("--super-res-steps", d.superResSteps)
+    try checkGuidance("--decoder-guidance", d.decoderGuidance)
+}
+
+struct Vary: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Variations of an image: its CLIP image embedding replaces the prior's.")
+
+    @Argument(help: "The input image (PNG).") var image: String
+    @OptionGroup(title: "Model") var model: ModelOption
+    @OptionGroup(title: "Noise") var noise: NoiseOptions
+    @OptionGroup(title: "Decoder and super-resolution") var decoder: DecoderOptions
+    @OptionGroup(title: "Sampler") var sampler: SamplerOptions
+    @OptionGroup(title: "Output") var output: OutputOptions
+    @OptionGroup(title: "Runtime") var runtime: ThreadOptions
+
+    func validate() throws { try checkDecoder(decoder) }
+
+    func run() throws {
+        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .variation) { pipe, opts, noises, progress in
+            let input = try PNGImage.read(image)
+            let (images, stages) = try pipe.vary(images: [PNGImage](repeating: input, count: opts.count), options: opts, noises: noises, progress: progress)
+            var meta = ImageMetadata()
+            meta.kind = .variation
+            meta.source = image
+            // the source's own prompt, when it recorded one
+            meta.sourcePrompt = (try? PNGText.read(image))?.first { $0.key == "prompt" }?.value
+            return (images, stages, meta, opts)
+        }
+    }
+}
+
+/// What generate and vary share: options → pipeline → checked outputs, images first, then the dump; paths on stdout.
+struct GenerationRun {
+    let model: ModelOption, noise: NoiseOptions, decoder: DecoderOptions, sampler: SamplerOptions, output: OutputOptions
+
+    typealias Body = (UnCLIPPipeline, GenerationOptions, NoiseSet, @escaping ProgressHandler) throws -> ([PNGImage], StageOutputs, ImageMetadata, GenerationOptions)
+
+    func run(kind: ImageMetadata.Kind, _ body: Body) throws {
+        let first = try noise.firstSeed()
+        let seeds: [UInt64?] = (0..<output.count).map { k in first.map { $0 &+ UInt64(k) } }
+        let paths = try output.paths(seeds: seeds)                  // checked before minutes of work
+        let noises = try noise.noiseSet(count: output.count)
+        let modelPath = try model.path()
+        let file = try ModelFile(path: modelPath)
+        // diffusers' defaults, then the model's own (model_index.json's _unclip_generation_defaults), then the flags
+        var opts = try GenerationOptions(defaultsOf: file)
+        opts.decoderSteps = decoder.decoderSteps ?? opts.decoderSteps
+        opts.superResSteps = decoder.superResSteps ?? opts.superResSteps
+        opts.decoderGuidance = decoder.decoderGuidance ?? opts.decoderGuidance
+        opts.sampler = sampler.value
+        opts.count = output.count
+        let pipe = try UnCLIPPipeline(model: file)
+        let progress = ProgressReporter(quiet: output.quiet)
+        let (images, stages, base, used) = try body(pipe, opts, noises, progress.handler)
+        progress.finish(output.count == 1 ? "done" : "\(output.count) images")
+        var meta = base
+        meta.decoderSteps = used.decoderSteps
+        meta.decoderGuidance = used.decoderGuidance
+        meta.superResSteps = used.superResSteps
+        meta.sampler = used.sampler.name
+        meta.modelName = file.gguf.value("general.name")?.string ?? (modelPath as NSString).lastPathComponent
+        meta.modelSHA256 = try ModelHash.sha256(of: modelPath)
+        meta.noiseFile = noise.noise
+        for (k, image) in images.enumerated() {
+            var m = meta
+            m.seed = seeds[k]
+            (m.width, m.height) = (image.width, image.height)
+            try image.write(paths[k], text: m.textChunks)
+            Terminal.out(paths[k])
+        }
+        if let dump = output.dump {
+            try stages.write(dump)
+            Terminal.out(dump)
+        }
+    }
+}
