@@ -34,6 +34,21 @@ public enum CommandMain {
         exit(0)
     }
 
+    /// Parses only (for tools whose work is top-level code): the parsed command, or the process exits with the
+    /// codes above (help and --version: 0 on stdout).
+    public static func parse<Root: ParsableCommand>(_ root: Root.Type, tool: String, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> ParsableCommand {
+        Terminal.prepare()
+        do {
+            var command = try root.parseAsRoot(arguments)
+            let leaves = Root.configuration.subcommands.map { ObjectIdentifier($0) }
+            if leaves.contains(ObjectIdentifier(type(of: command))) { return command }
+            try command.run()  // the root itself, or ArgumentParser's help command: help or a missing-subcommand error
+            exit(0)
+        } catch {
+            finish(root, tool: tool, error: error, parsing: true)
+        }
+    }
+
     static func finish<Root: ParsableCommand>(_ root: Root.Type, tool: String, error: Error, parsing: Bool) -> Never {
         if let e = error as? UsageError {
             Terminal.err("\(tool): \(e.description)\n(see \(tool) --help)\n")

@@ -153,7 +153,7 @@ final class ModelParityTests: XCTestCase {
 
     func testSchedulerTimesteps() throws {
         let s = try UnCLIPScheduler()
-        XCTAssertEqual(try s.timesteps(7), [999, 832, 666, 500, 333, 166, 0])  // design/KARLO.md
+        XCTAssertEqual(try s.timesteps(7), [999, 832, 666, 500, 333, 166, 0])  // docs/karlo-inference.md
         let t25 = try s.timesteps(25)
         XCTAssertEqual(Array(t25.prefix(3)), [999, 957, 916])
         XCTAssertEqual(Array(t25.suffix(2)), [42, 0])

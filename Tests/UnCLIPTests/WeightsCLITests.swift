@@ -15,6 +15,32 @@ final class WeightsCLITests: XCTestCase {
         }
     }
 
+    /// Both other tools share the CLI's contract: --help per subcommand and --version on stdout (exit 0), usage errors 2.
+    func testHelpAndVersionOfTheOtherTools() throws {
+        for (tool, subs) in [("unclip-weights", ["convert", "quantize", "inspect"]), ("unclip-bench", ["kernels", "pipeline"])] {
+            for args in [["--help"]] + subs.map { [$0, "--help"] } {
+                let r = try runExecutable(tool, args)
+                XCTAssertEqual(r.code, 0, "\(tool) \(args): \(r.err)")
+                XCTAssertTrue(r.out.contains("USAGE: \(tool)"), "\(tool) \(args): \(r.out)")
+            }
+            XCTAssertEqual(try runExecutable(tool, ["--version"]).out, "\(tool) \(UnCLIPVersion.string)\n")
+            XCTAssertEqual(try runExecutable(tool, []).code, 2)
+        }
+        XCTAssertEqual(try runExecutable("unclip-bench", ["pipeline"]).code, 2)
+        XCTAssertEqual(try runExecutable("unclip-bench", ["kernels", "--repeats", "0"]).code, 2)
+    }
+
+    /// A closed stderr does not crash unclip-weights (its log goes there), and the file is complete.
+    func testClosedStderr() throws {
+        let work = try temporaryDirectory("clistderr")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("m.gguf").path
+        let exe = try executableURL("unclip-weights").path
+        let r = try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", "'\(exe)' convert '\(try Fixtures.url("tiny-karlo").path)' -o '\(out)' --type q8 2>&- | head -c 0; echo ${PIPESTATUS[0]}"])
+        XCTAssertEqual(r.out, "0\n", r.err)
+        XCTAssertNoThrow(try ModelFile(path: out))
+    }
+
     func testConvertInspectAndBadFiles() throws {
         let work = try temporaryDirectory("cli")
         defer { try? FileManager.default.removeItem(at: work) }

@@ -1,13 +1,17 @@
 // unclip-bench: kernel microbenchmarks on the real model's shapes.
 //
 //   unclip-bench kernels [--quick] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
+//   unclip-bench pipeline -m model.gguf [--diffusers <hub-dir>] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
 //
 // Every case is validated against its scalar reference before it is timed. The same run measures the
 // machine's own ceilings (FMA, VNNI, AMX, memory) and OpenBLAS sgemm on the same GEMM/conv shapes, with the
 // core OpenBLAS picked by default and, in a child process, with OPENBLAS_CORETYPE=SKYLAKEX.
+import ArgumentParser
 import CKernels
+import CLISupport
 import CPeaks
 import Foundation
+import UnCLIP
 
 struct Options {
     var quick = false
@@ -21,59 +25,65 @@ struct Options {
     var diffusers: String?
 }
 
-func usage() -> String {
-    """
-    usage: unclip-bench kernels [--quick] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
-           unclip-bench pipeline -m model.gguf [--diffusers <hub-dir>] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
-      --quick        smaller spatial sizes and fewer repeats (about a minute)
-      --threads N    kernel threads (default: UNCLIP_THREADS or the online cores)
-      --repeats N    timed runs per case after one warm-up (default 5, quick 3)
-      --json FILE    write the results as JSON
-      --markdown FILE  write the table as markdown
-    """
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unclip-bench",
+        abstract: "Kernel and pipeline benchmarks on the real model's shapes, with same-run baselines (OpenBLAS, the measured peaks, diffusers).",
+        version: "unclip-bench \(UnCLIPVersion.string)",
+        subcommands: [Kernels.self, Pipeline.self])
+    func run() throws { throw UsageError("missing command (kernels or pipeline)") }
+}
+
+struct BenchOutput: ParsableArguments {
+    @Option(help: ArgumentHelp("Kernel threads (default: UNCLIP_THREADS or the online cores).", valueName: "n")) var threads: Int?
+    @Option(help: ArgumentHelp("Timed runs per case after one warm-up (default 5, quick 3; pipeline 3).", valueName: "n")) var repeats: Int?
+    @Option(help: ArgumentHelp("Write the results as JSON.", valueName: "file")) var json: String?
+    @Option(help: ArgumentHelp("Write the table as markdown.", valueName: "file")) var markdown: String?
+
+    func validate() throws {
+        if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be an integer in 1...1024") }
+        if let repeats, !(1...1000).contains(repeats) { throw ValidationError("--repeats must be an integer in 1...1000") }
+    }
+
+    func options(_ command: String) -> Options {
+        var o = Options()
+        o.command = command
+        o.threads = threads ?? o.threads
+        (o.repeats, o.json, o.markdown) = (repeats, json, markdown)
+        return o
+    }
+}
+
+struct Kernels: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Every kernel case, validated against its scalar reference, then timed against the peaks and OpenBLAS.")
+    @Flag(help: "Smaller spatial sizes and fewer repeats (about a minute).") var quick = false
+    @Flag(help: .hidden) var openblasOnly = false
+    @OptionGroup var output: BenchOutput
+    var options: Options {
+        var o = output.options("kernels")
+        (o.quick, o.openblasOnly) = (quick, openblasOnly)
+        return o
+    }
+}
+
+struct Pipeline: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "One step of each stage at the model's shapes and the peak RSS; with --diffusers, diffusers on the same configs.")
+    @Option(name: [.short, .long], help: ArgumentHelp("The model file.", valueName: "model.gguf")) var model: String
+    @Option(help: ArgumentHelp("The hub folder the file was converted from: time diffusers/PyTorch on it in the same run.", valueName: "hub-dir")) var diffusers: String?
+    @OptionGroup var output: BenchOutput
+    var options: Options {
+        var o = output.options("pipeline")
+        (o.model, o.diffusers) = (model, diffusers)
+        return o
+    }
 }
 
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("unclip-bench: \(message)\n".utf8))
+    Terminal.err("unclip-bench: \(message)\n")
     exit(2)
 }
 
-func parse(_ args: [String]) -> Options {
-    guard let cmd = args.first else { fail("missing command\n" + usage()) }
-    guard cmd == "kernels" || cmd == "pipeline" else { fail("unknown command '\(cmd)'\n" + usage()) }
-    var o = Options()
-    o.command = cmd
-    var i = 1
-    func value(_ flag: String) -> String {
-        i += 1
-        guard i < args.count else { fail("\(flag) needs a value") }
-        return args[i]
-    }
-    while i < args.count {
-        switch args[i] {
-        case "--quick": o.quick = true
-        case "--openblas-only": o.openblasOnly = true
-        case "--threads":
-            guard let n = Int(value("--threads")), (1...1024).contains(n) else { fail("--threads must be an integer in 1...1024") }
-            o.threads = n
-        case "--repeats":
-            guard let n = Int(value("--repeats")), (1...1000).contains(n) else { fail("--repeats must be an integer in 1...1000") }
-            o.repeats = n
-        case "-m", "--model": o.model = value("-m")
-        case "--diffusers": o.diffusers = value("--diffusers")
-        case "--json": o.json = value("--json")
-        case "--markdown": o.markdown = value("--markdown")
-        case "-h", "--help":
-            print(usage())
-            exit(0)
-        default: fail("unknown option '\(args[i])'\n" + usage())
-        }
-        i += 1
-    }
-    return o
-}
-
-/// The cases: real Karlo shapes (design/KARLO.md), smaller spatial sizes in quick mode.
+/// The cases: real Karlo shapes (docs/karlo-inference.md), smaller spatial sizes in quick mode.
 func makeCases(_ o: Options) -> [BenchCase] {
     let t = o.threads
     let sr = o.quick ? 64 : 256
@@ -99,18 +109,19 @@ func makeCases(_ o: Options) -> [BenchCase] {
     return cases
 }
 
-let opts = parse(Array(CommandLine.arguments.dropFirst()))
+let parsed = CommandMain.parse(Bench.self, tool: "unclip-bench")
+let opts = (parsed as? Kernels)?.options ?? (parsed as! Pipeline).options
 ck_set_threads(Int32(opts.threads))
 ck_openblas_set_threads(Int32(opts.threads))
 let repeats = opts.repeats ?? (opts.quick ? 3 : 5)
 
 if opts.command == "pipeline" {
-    guard let model = opts.model else { fail("pipeline needs -m <model.gguf>") }
+    let model = opts.model!
     do {
         try PipelineBench.run(model: model, diffusers: opts.diffusers, repeats: opts.repeats ?? 3, threads: opts.threads,
                               json: opts.json, markdown: opts.markdown)
     } catch {
-        FileHandle.standardError.write(Data("unclip-bench: \(error)\n".utf8))
+        Terminal.err("unclip-bench: \(error)\n")
         exit(1)
     }
     exit(0)
@@ -123,12 +134,12 @@ if opts.openblasOnly {
     for c in makeCases(opts) { if let ob = c.openblas { times[c.label + " | " + c.op] = Timing.measure(repeats: repeats, ob).median } }
     out["median_s"] = times
     let data = try! JSONSerialization.data(withJSONObject: out)
-    FileHandle.standardOutput.write(data)
+    Terminal.write(String(decoding: data, as: UTF8.self), to: 1)
     exit(0)
 }
 
 let hasAVX512 = ck_isa_supported(CK_ISA_AVX512) != 0, hasAMX = ck_isa_supported(CK_ISA_AMX) != 0
-FileHandle.standardError.write(Data("measuring peaks (\(opts.threads) threads)…\n".utf8))
+Terminal.err("measuring peaks (\(opts.threads) threads)…\n")
 let peaks = Peaks.measure(threads: opts.threads, quick: opts.quick, hasAVX512: hasAVX512, hasAMX: hasAMX)
 
 /// OpenBLAS with OPENBLAS_CORETYPE=SKYLAKEX, from a child process of this binary (the core is chosen when
@@ -162,13 +173,13 @@ struct Row {
 var rows: [Row] = []
 var failed = false
 for c in makeCases(opts) {
-    FileHandle.standardError.write(Data("\(c.label) [\(c.op), \(c.path)]…\n".utf8))
+    Terminal.err("\(c.label) [\(c.op), \(c.path)]…\n")
     ck_isa_set(c.isa)
     defer { ck_isa_set(ck_isa_host_best()) }
     c.run()
     let check: String
     do { check = try c.validate() } catch {
-        FileHandle.standardError.write(Data("VALIDATION FAILED: \(error)\n".utf8))
+        Terminal.err("VALIDATION FAILED: \(error)\n")
         failed = true
         continue
     }
@@ -176,7 +187,7 @@ for c in makeCases(opts) {
     let ob = c.openblas.map { Timing.measure(repeats: repeats, $0).median }
     rows.append(Row(c: c, timing: t, check: check, openblas: ob))
 }
-FileHandle.standardError.write(Data("OpenBLAS with OPENBLAS_CORETYPE=SKYLAKEX (child process)…\n".utf8))
+Terminal.err("OpenBLAS with OPENBLAS_CORETYPE=SKYLAKEX (child process)…\n")
 let skx = openblasSkylakeX()
 
 // MARK: Report

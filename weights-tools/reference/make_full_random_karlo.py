@@ -2,7 +2,7 @@
 """Full-size Karlo-shaped checkpoints with random weights, in the hub layout (for conversion and pipeline
 benchmarks; never committed: ~13.7 GB of fp32 safetensors).
 
-Configs are kakaobrain/karlo-v1-alpha's (design/KARLO.md). The models are built on PyTorch's meta device, so
+Configs are kakaobrain/karlo-v1-alpha's (docs/karlo-inference.md). The models are built on PyTorch's meta device, so
 only the tensor names and shapes come from diffusers/transformers; the values are N(0, 0.02²) drawn one tensor
 at a time from a fixed seed. One component is held in memory at a time (the prior, ~4.1 GB, is the largest).
 

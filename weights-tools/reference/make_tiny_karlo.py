@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tiny random-weight checkpoints of the Karlo (unCLIP) architecture in the hub layout.
 
-Same classes and block types as kakaobrain/karlo-v1-alpha (design/KARLO.md): CLIPTextModelWithProjection with
+Same classes and block types as kakaobrain/karlo-v1-alpha (docs/karlo-inference.md): CLIPTextModelWithProjection with
 the real CLIP BPE vocabulary, PriorTransformer (prd token, 4 extra embeddings), UnCLIPTextProjModel,
 UNet2DConditionModel decoder (ResnetDownsampleBlock2D / SimpleCrossAttn*, scale_shift resnets, learned-range
 output with 6 channels), UNet2DModel super_res_first/last (default resnets, no mid attention), UnCLIPScheduler x3;

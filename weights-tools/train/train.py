@@ -550,7 +550,7 @@ def export(out):
     sr.load_state_dict(ema_or_raw(checkpoint(out, "superres"), "unet"))
     for name in ("super_res_first", "super_res_last"):
         sr.save_pretrained(os.path.join(hub, name))
-    # Karlo's scheduler configs (design/KARLO.md)
+    # Karlo's scheduler configs (docs/karlo-inference.md)
     UnCLIPScheduler(variance_type="fixed_small_log", prediction_type="sample", clip_sample_range=5.0).save_pretrained(os.path.join(hub, "prior_scheduler"))
     UnCLIPScheduler(variance_type="learned_range", prediction_type="epsilon").save_pretrained(os.path.join(hub, "decoder_scheduler"))
     UnCLIPScheduler(variance_type="fixed_small_log", prediction_type=SUPER_RES_PREDICTION).save_pretrained(os.path.join(hub, "super_res_scheduler"))
