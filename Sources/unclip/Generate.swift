@@ -89,6 +89,7 @@ struct GenerationRun {
         opts.decoderGuidance = decoder.decoderGuidance ?? opts.decoderGuidance
         opts.sampler = sampler.value
         opts.count = output.count
+        opts.maxBatch = output.maxBatch
         let pipe = try UnCLIPPipeline(model: file)
         let progress = ProgressReporter(quiet: output.quiet)
         let (images, stages, base, used) = try body(pipe, opts, noises, progress.handler)

@@ -99,12 +99,15 @@ struct OutputOptions: ParsableArguments {
     var outputDir: String?
     @Option(name: [.customShort("n"), .long], help: ArgumentHelp("Images to make (1…\(GenerationOptions.maxCount)), run as one batch.", valueName: "n"))
     var count: Int = 1
+    @Option(help: ArgumentHelp("The most images one model call takes; bigger batches run in chunks (default: 8 at 64×64, 1 at 256×256).", valueName: "n"))
+    var maxBatch: Int?
     @Option(help: ArgumentHelp("Also write every stage's result as F32 safetensors.", valueName: "stages.safetensors"))
     var dump: String?
     @Flag(name: [.short, .long], help: "No progress on stderr.")
     var quiet = false
 
     func validate() throws {
+        if let m = maxBatch, !(1...GenerationOptions.maxCount).contains(m) { throw ValidationError("--max-batch must be in 1...\(GenerationOptions.maxCount) (got \(m))") }
         guard (1...GenerationOptions.maxCount).contains(count) else { throw ValidationError("-n/--count must be in 1...\(GenerationOptions.maxCount) (got \(count))") }
         switch (output, outputDir) {
         case (nil, nil): throw ValidationError("give -o <out.png> or --output-dir <dir>")

@@ -27,6 +27,10 @@ final class BatchTests: XCTestCase {
                 XCTAssertEqual(batch[k], alone[0], "\(name): image \(k) of the batch differs from seed \(11 + k) alone")
             }
             XCTAssertNotEqual(batch[0], batch[1])
+            // In chunks of 2 (then 1 + 1 …): the same images.
+            var chunked = options(count: 3)
+            chunked.maxBatch = 2
+            XCTAssertEqual(try pipe.generate(prompt: "a red circle", options: chunked, noises: try .seeded(11, count: 3)).images, batch, "\(name): chunks of 2")
             guard pipe.model.components.contains("image_encoder") else { continue }
             let input = try PNGImage.read(try Fixtures.url("tiny-karlo-run-vary.input.png").path)
             let (vb, _) = try pipe.vary(images: [input, input], options: options(count: 2), noises: try .seeded(3, count: 2))

@@ -11,14 +11,16 @@ public struct GenerationOptions: Sendable {
     public var count = 1
     /// The sampler of every stage (each stage keeps its own scheduler config).
     public var sampler: Sampler = .unclip
+    /// The most images one model call takes (nil: each stage's default, SamplingSettings.defaultBatchPixels).
+    public var maxBatch: Int?
     public init() {}
 
     public static let maxCount = 64
 
     /// Each stage's settings (guidance only when the run uses classifier-free guidance).
-    func prior(guided: Bool) -> SamplingSettings { SamplingSettings(steps: priorSteps, sampler: sampler, guidance: guided ? priorGuidance : nil) }
-    func decoder(guided: Bool) -> SamplingSettings { SamplingSettings(steps: decoderSteps, sampler: sampler, guidance: guided ? decoderGuidance : nil) }
-    var superRes: SamplingSettings { SamplingSettings(steps: superResSteps, sampler: sampler) }
+    func prior(guided: Bool) -> SamplingSettings { SamplingSettings(steps: priorSteps, sampler: sampler, guidance: guided ? priorGuidance : nil, maxBatch: maxBatch) }
+    func decoder(guided: Bool) -> SamplingSettings { SamplingSettings(steps: decoderSteps, sampler: sampler, guidance: guided ? decoderGuidance : nil, maxBatch: maxBatch) }
+    var superRes: SamplingSettings { SamplingSettings(steps: superResSteps, sampler: sampler, maxBatch: maxBatch) }
 
     func validate() throws {
         for (name, v) in [("prior steps", priorSteps), ("decoder steps", decoderSteps), ("super-res steps", superResSteps)] where !(2...1000).contains(v) {
@@ -31,6 +33,9 @@ public struct GenerationOptions: Sendable {
             throw UnCLIPError.invalidArgument(name: "count", detail: "\(count) must be in 1...\(Self.maxCount)")
         }
         if case .ddim(let o) = sampler { try o.validate() }
+        if let m = maxBatch, !(1...Self.maxCount).contains(m) {
+            throw UnCLIPError.invalidArgument(name: "max batch", detail: "\(m) must be in 1...\(Self.maxCount)")
+        }
     }
 }
 

@@ -16,6 +16,14 @@ public struct DecoderStage {
         public let additive: Tensor             // [B', time]
         public let schedulerConfig: JSON
         public var sampleSize: Int { unet.config.sampleSize }
+
+        /// The conditioning rows of images `r` (of a batch of `text`).
+        func rows(_ r: Range<Int>, of text: TextConditioning) throws -> Loaded {
+            if r == 0..<text.batch { return self }
+            let idx = text.rowIndex(r)
+            return Loaded(unet: unet, context: try TextEncoderStage.gather(context, idx), contextMask: idx.map { contextMask[$0] },
+                          additive: try TextEncoderStage.gather(additive, idx), schedulerConfig: schedulerConfig)
+        }
         public var channels: Int { unet.config.inChannels }
 
         /// One model call: x_t [B', s, s, c] at t → [B', s, s, oc] (ε, and the variance channels of learned_range).
@@ -51,7 +59,13 @@ public struct DecoderStage {
                                      itemShape: [s, s, c], noiseShape: [c, s, s], progress: progress, onStep: onStep)
         let xT = try latents ?? noise.draw("decoder.latents", itemShape: [c, s, s]).map { $0 * scheduler.initNoiseSigma }
         try require(xT.count == b * s * s * c, "decoder", "initial latents: \(xT.count) values for \(b) × \(s)×\(s)×\(c)")
-        let x = try loop.run(latents: xT, batch: b, noise: noise) { input, t in try m.denoise(input, timestep: t) }
+        let per = s * s * c
+        let x = try BatchChunks.run(batch: b, limit: settings.batchLimit(pixels: s * s), noise: noise) { r in
+            let mr = try m.rows(r, of: text)
+            return try loop.run(latents: Array(xT[(r.lowerBound * per)..<(r.upperBound * per)]), batch: r.count, noise: try noise.slice(r)) { input, t in
+                try mr.denoise(input, timestep: t)
+            }
+        }
         return try Ops.clamp(try Tensor(shape: [b, s, s, c], values: x), min: -1, max: 1)                  // [B, s, s, c]
     }
 

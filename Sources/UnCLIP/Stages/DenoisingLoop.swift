@@ -53,13 +53,15 @@ public struct DenoisingLoop {
     /// Runs the loop from `latents` (B items). `model` gets the model input [B', itemShape] (B' = 2B with guidance:
     /// the samples twice, unconditional rows first) and the timestep, and returns [B', positions…, oc] with oc = the
     /// sample's channels or twice that (ε and a predicted variance, channel-last).
-    public func run(latents: [Float], batch b: Int, noise: NoiseSet,
+    /// `steps`: a sub-range of the schedule (a stage that changes models part-way runs it in pieces).
+    public func run(latents: [Float], batch b: Int, noise: NoiseSet, steps: Range<Int>? = nil,
                     model: (_ input: Tensor, _ timestep: Int) throws -> Tensor) throws -> [Float] {
         let per = itemShape.reduce(1, *), c = itemShape.last!
         let n = b * per
         precondition(latents.count == n, "\(stage): latents \(latents.count) for \(b) × \(itemShape)")
         var x = latents
-        for (i, t) in timesteps.enumerated() {
+        for i in steps ?? timesteps.indices {
+            let t = timesteps[i]
             if let progress, !progress(stage, i + 1, timesteps.count) { throw CancelledError() }
             let rows = guidance == nil ? b : 2 * b
             let input = try Tensor(shape: [rows] + itemShape, values: guidance == nil ? x : x + x)          // [B', …, c]
@@ -121,9 +123,32 @@ public struct NoiseSet {
         try NoiseSet((0..<count).map { SeededNoise(seed: seed &+ UInt64($0)) }, batch: count)
     }
 
+    /// The noise of images `r` (a shared source cannot be split: it draws for the whole batch).
+    public func slice(_ r: Range<Int>) throws -> NoiseSet {
+        if r == 0..<batch { return self }
+        guard sources.count == batch else {
+            throw UnCLIPError.invalidArgument(name: "noise", detail: "a noise file recorded for a batch of \(batch) cannot be split")
+        }
+        return try NoiseSet(Array(sources[r]), batch: r.count)
+    }
+
+    /// Whether the batch may run in chunks (each image has its own source).
+    public var splittable: Bool { sources.count == batch }
+
     /// `name` for the whole batch in the engine's layout; `itemShape` is one image's NCHW shape ([E] or [c, h, w]).
     public func draw(_ name: String, itemShape: [Int]) throws -> [Float] {
         if sources.count == 1 { return try sources[0].draw(name, shape: [batch] + itemShape) }
         return try sources.flatMap { try $0.draw(name, shape: [1] + itemShape) }
+    }
+}
+
+/// A batch in chunks of at most `limit` images (one chunk when the noise cannot be split): memory grows with the
+/// chunk, not the batch; results do not change, since every image's computation is independent of the others.
+enum BatchChunks {
+    static func run(batch b: Int, limit: Int, noise: NoiseSet, _ body: (Range<Int>) throws -> [Float]) throws -> [Float] {
+        let step = noise.splittable ? max(1, limit) : b
+        var out: [Float] = []
+        for lo in stride(from: 0, to: b, by: step) { out += try body(lo..<min(lo + step, b)) }
+        return out
     }
 }

@@ -34,7 +34,12 @@ public struct PriorStage {
                                      itemShape: [e], noiseShape: [e], progress: progress, onStep: onStep)
         let x0 = try latents ?? noise.draw("prior.latents", itemShape: [e]).map { $0 * scheduler.initNoiseSigma }   // [B, E]
         try require(x0.count == b * e, "prior", "initial latents: \(x0.count) values for \(b) × \(e)")
-        let x = try loop.run(latents: x0, batch: b, noise: noise) { input, t in try m.denoise(input, timestep: t, text: text) }
+        let x = try BatchChunks.run(batch: b, limit: settings.maxBatch ?? 16, noise: noise) { r in
+            let tr = try text.rows(r)
+            return try loop.run(latents: Array(x0[(r.lowerBound * e)..<(r.upperBound * e)]), batch: r.count, noise: try noise.slice(r)) { input, t in
+                try m.denoise(input, timestep: t, text: tr)
+            }
+        }
         return try m.prior.postProcessLatents(try Tensor(shape: [b, e], values: x))                        // [B, E]
     }
 }

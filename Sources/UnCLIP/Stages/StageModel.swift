@@ -55,7 +55,15 @@ public struct SamplingSettings: Sendable {
     public var sampler: Sampler
     /// Classifier-free guidance scale; nil runs the model on the samples alone.
     public var guidance: Float?
-    public init(steps: Int, sampler: Sampler = .unclip, guidance: Float? = nil) {
-        (self.steps, self.sampler, self.guidance) = (steps, sampler, guidance)
+    /// The most images one model call takes (larger batches run in chunks); nil: the stage's default
+    /// (`SamplingSettings.defaultBatchPixels` rows × pixels).
+    public var maxBatch: Int?
+    public init(steps: Int, sampler: Sampler = .unclip, guidance: Float? = nil, maxBatch: Int? = nil) {
+        (self.steps, self.sampler, self.guidance, self.maxBatch) = (steps, sampler, guidance, maxBatch)
     }
+
+    /// The default chunk: at most 8 images of 64×64 per call (8 at the decoder's 64², 1 at super-res 256²).
+    public static let defaultBatchPixels = 8 * 64 * 64
+
+    func batchLimit(pixels: Int) -> Int { maxBatch ?? max(1, Self.defaultBatchPixels / max(pixels, 1)) }
 }

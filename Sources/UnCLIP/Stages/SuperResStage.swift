@@ -25,22 +25,23 @@ public struct SuperResStage {
                                      itemShape: [size, size, c], noiseShape: [c, size, size], progress: progress, onStep: onStep)
         let xT = try latents ?? noise.draw("super_res.latents", itemShape: [c, size, size]).map { $0 * scheduler.initNoiseSigma }
         try require(xT.count == b * size * size * c, "super-res", "initial latents: \(xT.count) values for \(b) × \(size)×\(size)×\(c)")
-        var first: UNet? = try model.build("super_res_first") { try UNet(scope: $0, config: cfgFirst) }
-        var last: UNet?
-        let lastT = loop.timesteps.last!, lastIndex = loop.timesteps.count - 1
-        var calls = 0
-        let x = try loop.run(latents: xT, batch: b, noise: noise) { input, t in
-            defer { calls += 1 }
-            let unet: UNet
-            if calls == lastIndex && t == lastT {
-                first = nil  // release super_res_first before mapping super_res_last
-                last = try model.build("super_res_last") { try UNet(scope: $0, config: try .init(try model.config("super_res_last"), conditioned: false)) }
-                unet = last!
-            } else {
-                unet = first!
+        // super_res_first for every step but the last, over every chunk; then super_res_last for the last step
+        // (super_res_first is released before super_res_last is mapped)
+        let n = loop.timesteps.count, per = size * size * c
+        let limit = settings.batchLimit(pixels: size * size)
+        var x = xT
+        func pass(_ steps: Range<Int>, _ unet: UNet) throws {
+            guard !steps.isEmpty else { return }
+            x = try BatchChunks.run(batch: b, limit: limit, noise: noise) { r in
+                let upR = r == 0..<b ? up : try up.slice(dim: 0, r).contiguous()                            // [b', H, W, c]
+                return try loop.run(latents: Array(x[(r.lowerBound * per)..<(r.upperBound * per)]), batch: r.count,
+                                    noise: try noise.slice(r), steps: steps) { input, t in
+                    try unet(try Ops.concatLast(input, upR), timestep: Float(t))                           // [b', H, W, c]
+                }
             }
-            return try unet(try Ops.concatLast(input, up), timestep: Float(t))                               // [B, H, W, c]
         }
+        try pass(0..<(n - 1), try model.build("super_res_first") { try UNet(scope: $0, config: cfgFirst) })
+        try pass((n - 1)..<n, try model.build("super_res_last") { try UNet(scope: $0, config: try .init(try model.config("super_res_last"), conditioned: false)) })
         return try Tensor(shape: [b, size, size, c], values: x)
     }
 }

@@ -9,6 +9,17 @@ public struct TextConditioning: @unchecked Sendable {
     public let batch: Int
     public let guided: Bool
 
+    /// The row indices of images `r` in a [B'] tensor: [uncond r; cond B + r] when guided, else r.
+    public func rowIndex(_ r: Range<Int>) -> [Int] { guided ? Array(r) + r.map { batch + $0 } : Array(r) }
+
+    /// The conditioning of images `r` alone.
+    public func rows(_ r: Range<Int>) throws -> TextConditioning {
+        if r == 0..<batch { return self }
+        let idx = rowIndex(r)
+        return TextConditioning(promptEmbeds: try TextEncoderStage.gather(promptEmbeds, idx), hidden: try TextEncoderStage.gather(hidden, idx),
+                                mask: idx.map { mask[$0] }, batch: r.count, guided: guided)
+    }
+
     /// The conditional rows alone (the prompts' own): [B, E] and [B, L, D].
     public func conditional() throws -> (embeds: Tensor, hidden: Tensor) {
         let r = guided ? batch..<(2 * batch) : 0..<batch
