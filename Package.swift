@@ -16,7 +16,7 @@ let package = Package(
         .executable(name: "unclip-weights", targets: ["unclip-weights"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", .upToNextMinor(from: "1.8.0")),
     ],
     targets: [
         // The C kernels: always optimised (debug builds of the kernels are too slow to test at real sizes),

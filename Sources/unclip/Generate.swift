@@ -61,9 +61,10 @@ struct Vary: ParsableCommand {
             let (images, stages) = try pipe.vary(images: [PNGImage](repeating: input, count: opts.count), options: opts, noises: noises, progress: progress)
             var meta = ImageMetadata()
             meta.kind = .variation
-            meta.source = image
-            // the source's own prompt, when it recorded one
-            meta.sourcePrompt = (try? PNGText.read(image))?.first { $0.key == "prompt" }?.value
+            meta.source = (image as NSString).lastPathComponent  // the name only: no local paths in shared images
+            // the source's own prompt, when it recorded one (a variation of a variation: its source's)
+            let text = (try? PNGText.read(image)) ?? []
+            meta.sourcePrompt = text.first { $0.key == "prompt" }?.value ?? text.first { $0.key == "source prompt" }?.value
             return (images, stages, meta, opts)
         }
     }
@@ -98,7 +99,7 @@ struct GenerationRun {
         meta.decoderSteps = used.decoderSteps
         meta.decoderGuidance = used.decoderGuidance
         meta.superResSteps = used.superResSteps
-        meta.sampler = used.sampler.name
+        meta.sampler = used.sampler
         meta.modelName = file.gguf.value("general.name")?.string ?? (modelPath as NSString).lastPathComponent
         meta.modelSHA256 = try ModelHash.sha256(of: modelPath)
         meta.noiseFile = noise.noise

@@ -128,7 +128,11 @@ struct OutputOptions: ParsableArguments {
                 throw RuntimeFailure("\(dir): cannot create the output folder: \(error.localizedDescription)")
             }
             let existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            let next = (existing.compactMap { name -> Int? in name.count > 6 && name.dropFirst(5).hasPrefix("-") ? Int(name.prefix(5)) : nil }.max() ?? 0) + 1
+            // the highest "<digits>-…" number already there (5 digits, more past 99999)
+            let next = (existing.compactMap { name -> Int? in
+                let digits = name.prefix { $0.isASCII && $0.isNumber }
+                return digits.count >= 5 && digits.count <= 12 && name.dropFirst(digits.count).hasPrefix("-") ? Int(digits) : nil
+            }.max() ?? 0) + 1
             paths = seeds.enumerated().map { k, s in (dir as NSString).appendingPathComponent(String(format: "%05d", next + k) + "-\(s.map(String.init) ?? "noise").png") }
         }
         for p in paths + (dump.map { [$0] } ?? []) { try Self.checkWritable(p) }

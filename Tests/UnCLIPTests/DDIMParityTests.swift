@@ -131,6 +131,12 @@ final class DDIMParityTests: XCTestCase {
         XCTAssertThrowsError(try DDIMScheduler(config: cfg).timesteps(0))
         XCTAssertThrowsError(try DDIMScheduler(config: cfg).timesteps(1001))
         XCTAssertThrowsError(try DDIMInverseScheduler(config: cfg, options: .init(timestepSpacing: .linspace)))
+        // numpy's arange gives 62 of the trailing step counts 2...1000 one timestep too many (the extra one is −1)
+        for n in [61, 103, 121] {
+            XCTAssertThrowsError(try DDIMScheduler(config: cfg, options: .init(timestepSpacing: .trailing)).timesteps(n), "\(n)")
+            XCTAssertThrowsError(try DDIMInverseScheduler(config: cfg, options: .init(timestepSpacing: .trailing)).timesteps(n), "\(n)")
+        }
+        XCTAssertEqual(try DDIMScheduler(config: cfg, options: .init(timestepSpacing: .trailing)).timesteps(60).count, 60)
         XCTAssertThrowsError(try DDIMScheduler(config: try JSON.parse(#"{"beta_schedule": "linear"}"#)))
         // add_noise: √ᾱ·x₀ + √(1−ᾱ)·ε; t = −1 is x₀ itself
         let s = try DDIMScheduler(config: cfg)

@@ -74,8 +74,15 @@ final class MetadataTests: XCTestCase {
         (m.decoderSteps, m.decoderGuidance, m.superResSteps, m.width, m.height) = (25, 8, 7, 256, 256)
         (m.modelName, m.modelSHA256) = ("karlo, v1: alpha", String(repeating: "ab", count: 32))
         XCTAssertEqual(m.a1111Parameters, "a cat, on a mat: red\nSteps: 25, Sampler: UnCLIP, CFG scale: 8.0, Seed: 42, Size: 256x256, "
-                       + "Model hash: ababababab, Model: karlo v1 alpha, Version: unclip \(UnCLIPVersion.string), Prior steps: 25, "
+                       + "Model hash: ababababab, Model: karlo  v1  alpha, Version: unclip \(UnCLIPVersion.string), Prior steps: 25, "
                        + "Prior CFG scale: 4.0, Super-res steps: 7")
+        m.sampler = .ddim(.init(eta: 0.5, timestepSpacing: .trailing))
+        XCTAssertTrue(m.a1111Parameters.contains("Sampler: DDIM,"), m.a1111Parameters)
+        XCTAssertTrue(m.a1111Parameters.hasSuffix("Eta: 0.5, Timestep Spacing: trailing, Steps Offset: 0, Set Alpha To One: true"), m.a1111Parameters)
+        // every value is a clean text chunk: no NUL or control characters, commas and colons out of A1111 values
+        m.modelName = "evil,\u{0}name:\u{7}x"
+        XCTAssertTrue(m.textChunks.allSatisfy { !$0.1.unicodeScalars.contains { $0.value == 0 || $0.value == 7 } })
+        XCTAssertTrue(m.a1111Parameters.contains("Model: evil  name  x,"), m.a1111Parameters)
         m.decoderGuidance = 4.5
         XCTAssertTrue(m.a1111Parameters.contains("CFG scale: 4.5,"))
         XCTAssertTrue(m.xmp.contains("a cat, on a mat: red") && m.xmp.contains("trainedAlgorithmicMedia"))

@@ -146,7 +146,7 @@ final class UnclipCLITests: XCTestCase {
         let seed = try XCTUnwrap(String((written[0] as NSString).lastPathComponent.dropFirst(6).dropLast(4)))
         XCTAssertTrue(written[0].hasSuffix("/00001-\(seed).png"), written[0])
         let text = try run(["info", written[0]]).out
-        XCTAssertTrue(text.contains("seed: \(seed)\n") && text.contains("sampler: ddim (eta 0.5)\n"), text)
+        XCTAssertTrue(text.contains("seed: \(seed)\n") && text.contains("sampler: ddim (eta 0.5, timestep_spacing leading, steps_offset 0, set_alpha_to_one true)\n"), text)
         r = try run(["generate", prompt, "--output-dir", dir, "-q"] + Self.fast)
         XCTAssertTrue(r.out.hasSuffix("/00002-0.png\n"), r.out)
         // A variation records its source and the source's prompt.
@@ -154,7 +154,7 @@ final class UnclipCLITests: XCTestCase {
         XCTAssertEqual(try run(["vary", names[0], "-o", v, "-q", "--decoder-steps", "3", "--super-res-steps", "2"]).code, 0)
         let vj = try JSON.parse(Array(try run(["info", v, "--json"]).out.utf8))
         XCTAssertEqual(vj["kind"]?.string, "variation")
-        XCTAssertEqual(vj["variation of"]?.string, names[0])
+        XCTAssertEqual(vj["variation of"]?.string, "o-1.png")
         XCTAssertEqual(vj["source prompt"]?.string, prompt)
         // Not a PNG: exit 1 with the path.
         r = try run(["info", try TinyKarlo.noisePath()])

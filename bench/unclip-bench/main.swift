@@ -78,9 +78,10 @@ struct Pipeline: ParsableCommand {
     }
 }
 
+/// A runtime failure (a case that fails validation, a file that cannot be written): exit 1.
 func fail(_ message: String) -> Never {
     Terminal.err("unclip-bench: \(message)\n")
-    exit(2)
+    exit(1)
 }
 
 /// The cases: real Karlo shapes (docs/karlo-inference.md), smaller spatial sizes in quick mode.

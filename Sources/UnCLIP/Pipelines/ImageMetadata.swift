@@ -20,7 +20,7 @@ public struct ImageMetadata: Sendable {
     public var decoderSteps = 25
     public var decoderGuidance: Float = 8
     public var superResSteps = 7
-    public var sampler = "unclip"
+    public var sampler: Sampler = .unclip
     public var width = 0, height = 0
     public var modelName = ""
     public var modelSHA256 = ""
@@ -53,16 +53,26 @@ public struct ImageMetadata: Sendable {
         if let seed { t.append(("seed", "\(seed)")) }
         t.append(("steps", (priorSteps.map { "prior \($0), " } ?? "") + "decoder \(decoderSteps), super-res \(superResSteps)"))
         t.append(("guidance", (priorGuidance.map { "prior \(Self.g($0)), " } ?? "") + "decoder \(Self.g(decoderGuidance))"))
-        t += [("sampler", sampler), ("size", "\(width)x\(height)"), ("model", modelName), ("model sha256", modelSHA256)]
+        t += [("sampler", sampler.description), ("size", "\(width)x\(height)"), ("model", modelName), ("model sha256", modelSHA256)]
         t += extra
         t += [("parameters", a1111Parameters), (Self.xmpKey, xmp), ("Software", Self.software)]
-        return t
+        return t.map { ($0.0, Self.text($0.1)) }
     }
 
-    /// AUTOMATIC1111's infotext. Its parsers split the last line on ", " into `Key: value` pairs, so values here
-    /// never contain ", " or ": " (a noise file's path is given by name only).
+    /// A value as a text chunk holds it: no NUL or other control characters but newline and tab, at most 16 KiB of
+    /// characters (prompts and names come from users and from other files).
+    static func text(_ s: String) -> String {
+        let scalars = s.unicodeScalars.map { u -> Character in
+            (u.value < 32 && u != "\n" && u != "\t") || (0x7f...0x9f).contains(u.value) ? " " : Character(u)
+        }
+        return String(scalars.prefix(16 << 10))
+    }
+
+    /// AUTOMATIC1111's infotext. Its parsers split the last line on "," into `Key: value` pairs at the first ":"
+    /// (sd-parsers drops pairs that do not split in two), so values here never contain "," or ":" (they become
+    /// spaces) and a noise file is given by name only.
     public var a1111Parameters: String {
-        var pairs: [(String, String)] = [("Steps", "\(decoderSteps)"), ("Sampler", sampler == "unclip" ? "UnCLIP" : sampler.uppercased()),
+        var pairs: [(String, String)] = [("Steps", "\(decoderSteps)"), ("Sampler", sampler == .unclip ? "UnCLIP" : "DDIM"),
                                          ("CFG scale", Self.g(decoderGuidance))]
         if let seed { pairs.append(("Seed", "\(seed)")) }
         pairs += [("Size", "\(width)x\(height)"), ("Model hash", sha10), ("Model", Self.clean(modelName)), ("Version", Self.software)]
@@ -71,17 +81,18 @@ public struct ImageMetadata: Sendable {
         pairs.append(("Super-res steps", "\(superResSteps)"))
         if let noiseFile { pairs.append(("Noise file", Self.clean((noiseFile as NSString).lastPathComponent))) }
         if kind != .textToImage { pairs.append(("unCLIP mode", kind.rawValue)) }
+        for (k, v) in sampler.settings { pairs.append((k == "eta" ? "Eta" : k.replacingOccurrences(of: "_", with: " ").capitalized, v)) }
         for (k, v) in extra { pairs.append((Self.clean(k.capitalized), Self.clean(v))) }
         let promptLine = kind == .variation ? (sourcePrompt ?? "") : prompt
         return promptLine + "\n" + pairs.map { "\($0.0): \($0.1)" }.joined(separator: ", ")
     }
 
     static func clean(_ s: String) -> String {
-        s.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: ", ", with: " ").replacingOccurrences(of: ": ", with: " ")
+        String(text(s).map { $0 == "," || $0 == ":" || $0 == "\n" || $0 == "\t" ? " " : $0 })
     }
 
     static func xmlEscape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        text(s).replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 

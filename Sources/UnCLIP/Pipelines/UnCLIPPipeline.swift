@@ -84,6 +84,7 @@ public final class UnCLIPPipeline {
                          progress: ProgressHandler? = nil) throws -> (images: [PNGImage], stages: StageOutputs) {
         try options.validate()
         try stageModel.require(Self.decoderComponents + ["prior", "prior_scheduler"], for: "text-to-image")
+        try checkSchedules(options, prior: true)
         let b = options.count
         try require(noises.batch == b, "pipeline", "noise for \(noises.batch) images, \(b) asked")
         // diffusers: do_classifier_free_guidance = prior_guidance_scale > 1 or decoder_guidance_scale > 1
@@ -108,6 +109,7 @@ public final class UnCLIPPipeline {
                      progress: ProgressHandler? = nil) throws -> (images: [PNGImage], stages: StageOutputs) {
         try options.validate()
         try stageModel.require(Self.decoderComponents + ["image_encoder", "feature_extractor"], for: "image variations")
+        try checkSchedules(options, prior: false)
         try require(noises.batch == images.count, "pipeline", "noise for \(noises.batch) images, \(images.count) given")
         var stages = StageOutputs()
         stages.imageEmbedsName = "image_encoder.image_embeds"
@@ -117,6 +119,15 @@ public final class UnCLIPPipeline {
         let imageEmbeds = try ImageEncoderStage(stageModel)(images)                                          // [B, E]
         stages.imageEmbeds = imageEmbeds
         return try decodeAndUpscale(imageEmbeds: imageEmbeds, text: text, options: options, noises: noises, progress: progress, stages: stages)
+    }
+
+    /// Every stage's schedule is built before any work, so a bad step count or sampler setting fails at once.
+    func checkSchedules(_ options: GenerationOptions, prior: Bool) throws {
+        var stages = [("decoder_scheduler", options.decoderSteps), ("super_res_scheduler", options.superResSteps)]
+        if prior { stages.insert(("prior_scheduler", options.priorSteps), at: 0) }
+        for (component, steps) in stages {
+            _ = try options.sampler.scheduler(config: try stageModel.config(component)).timesteps(steps)
+        }
     }
 
     static let decoderComponents = ["text_encoder", "text_proj", "decoder", "super_res_first", "super_res_last",

@@ -42,6 +42,10 @@ public struct CLIPImageProcessor: Sendable {
             // transformers get_resize_output_image_size: the short side to `shortestEdge`, the long side int(s·long/short)
             let short = min(w, h), long = max(w, h)
             let newLong = Int(Double(shortestEdge) * Double(long) / Double(short))
+            // the resized image must stay within PNGImage.maxPixels (a 1×1,000,000 input would ask for 224 million rows)
+            guard newLong * shortestEdge <= PNGImage.maxPixels else {
+                throw UnCLIPError.image(path: "input", detail: "a \(w)x\(h) image is too elongated (resized to \(shortestEdge) on its short side it would be \(newLong) pixels long); crop it to an aspect ratio below \(PNGImage.maxPixels / shortestEdge / shortestEdge):1")
+            }
             let (nw, nh) = w <= h ? (shortestEdge, newLong) : (newLong, shortestEdge)
             rgb = PILResample.bicubicRGB(rgb, width: w, height: h, newWidth: nw, newHeight: nh)
             (w, h) = (nw, nh)

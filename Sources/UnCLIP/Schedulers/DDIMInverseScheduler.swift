@@ -56,7 +56,7 @@ public struct DDIMInverseScheduler: Scheduler {
             let ratio = numTrainTimesteps / count
             return (0..<count).map { $0 * ratio + stepsOffset }
         case .trailing, .linspace:
-            return DDIMTimesteps.trailingArange(count, train: numTrainTimesteps).reversed().map { Int($0.rounded(.toNearestOrEven)) - 1 }
+            return try DDIMTimesteps.trailingArange(count, train: numTrainTimesteps).reversed().map { Int($0.rounded(.toNearestOrEven)) - 1 }
         }
     }
 
@@ -76,6 +76,9 @@ public struct DDIMInverseScheduler: Scheduler {
         let alphaProdT = from >= 0 ? alphasCumprod[from] : initialAlphaCumprod
         let alphaProdNext = alphasCumprod[target]
         let betaProdT = 1 - alphaProdT
+        guard predictionType == .epsilon || betaProdT > 0 else {
+            throw UnCLIPError.invalidArgument(name: "set_alpha_to_one", detail: "with prediction_type sample the first inverse step divides by 1 − ᾱ = 0 (diffusers returns NaN there); invert with set_alpha_to_one false")
+        }
         let (sqrtA, sqrtB) = (alphaProdT.squareRoot(), betaProdT.squareRoot())
         let dirCoeff = (1 - alphaProdNext).squareRoot(), sqrtNext = alphaProdNext.squareRoot()
         var out = [Float](repeating: 0, count: sample.count)

@@ -132,15 +132,20 @@ enum DDIMTimesteps {
             let ratio = train / n
             return (0..<n).reversed().map { $0 * ratio + offset }
         case .trailing:
-            return trailingArange(n, train: train).map { Int($0.rounded(.toNearestOrEven)) - 1 }
+            return try trailingArange(n, train: train).map { Int($0.rounded(.toNearestOrEven)) - 1 }
         }
     }
 
-    /// np.arange(T, 0, −T/n): numpy's length ceil((stop − start)/step), values start + i·(x₁ − x₀).
-    static func trailingArange(_ n: Int, train: Int) -> [Double] {
+    /// np.arange(T, 0, −T/n): numpy's length ceil((stop − start)/step), values start + i·(x₁ − x₀). For some n
+    /// (61, 103, 121, …, 62 of 2...1000 with T = 1000) numpy's length comes out n + 1 and the extra timestep rounds to
+    /// −1, which diffusers then runs as alphas_cumprod[−1]; that is refused here as a typed error.
+    static func trailingArange(_ n: Int, train: Int) throws -> [Double] {
         let start = Double(train), step = -(Double(train) / Double(n))
         let count = Int(((0 - start) / step).rounded(.up))
         let delta = (start + step) - start
+        guard count == n else {
+            throw UnCLIPError.invalidArgument(name: "steps", detail: "trailing timestep spacing with \(n) steps gives \(count) timesteps in diffusers (numpy's arange rounding; the last is −1): choose another step count or spacing")
+        }
         return (0..<count).map { i in i == 0 ? start : i == 1 ? start + step : start + Double(i) * delta }
     }
 }

@@ -51,6 +51,7 @@ public struct DecoderStage {
     /// `latents`: x_T [B, s, s, c] NHWC (default: the draw `decoder.latents` × init sigma). Returns [B, s, s, c] clamped.
     public func callAsFunction(imageEmbeds: Tensor, text: TextConditioning, settings: SamplingSettings, noise: NoiseSet,
                                latents: [Float]? = nil, progress: ProgressHandler? = nil, onStep: StepHook? = nil) throws -> Tensor {
+        try require(noise.batch == text.batch, "decoder", "noise for \(noise.batch) images, the batch has \(text.batch)")
         let m = try loadChecked(imageEmbeds: imageEmbeds, text: text, guidance: settings.guidance)
         let scheduler = try settings.sampler.scheduler(config: m.schedulerConfig)
         try requireVariance(m, scheduler)
@@ -60,9 +61,11 @@ public struct DecoderStage {
         let xT = try latents ?? noise.draw("decoder.latents", itemShape: [c, s, s]).map { $0 * scheduler.initNoiseSigma }
         try require(xT.count == b * s * s * c, "decoder", "initial latents: \(xT.count) values for \(b) × \(s)×\(s)×\(c)")
         let per = s * s * c
-        let x = try BatchChunks.run(batch: b, limit: settings.batchLimit(pixels: s * s), noise: noise) { r in
+        let n = loop.timesteps.count
+        let x = try BatchChunks.run(batch: b, limit: settings.batchLimit(pixels: s * s), noise: noise) { k, chunks, r in
             let mr = try m.rows(r, of: text)
-            return try loop.run(latents: Array(xT[(r.lowerBound * per)..<(r.upperBound * per)]), batch: r.count, noise: try noise.slice(r)) { input, t in
+            return try loop.run(latents: Array(xT[(r.lowerBound * per)..<(r.upperBound * per)]), batch: r.count, noise: try noise.slice(r),
+                                images: r, progressIndex: { (k * n + $0 + 1, chunks * n) }) { input, t in
                 try mr.denoise(input, timestep: t)
             }
         }

@@ -9,12 +9,13 @@ public struct CancelledError: Error, CustomStringConvertible {
 }
 
 /// Where a step of the loop is: its index, the timestep the model saw, the timestep the new sample is at
-/// (−1: x₀) and the schedule.
+/// (−1: x₀), the schedule, and which images of the stage's batch the sample holds (a batch may run in chunks).
 public struct StepInfo: Sendable {
     public let index: Int
     public let timestep: Int
     public let target: Int
     public let timesteps: [Int]
+    public let images: Range<Int>
 }
 
 /// Called after every step with the new sample (B images in the engine's layout); may change it — known-region
@@ -53,8 +54,11 @@ public struct DenoisingLoop {
     /// Runs the loop from `latents` (B items). `model` gets the model input [B', itemShape] (B' = 2B with guidance:
     /// the samples twice, unconditional rows first) and the timestep, and returns [B', positions…, oc] with oc = the
     /// sample's channels or twice that (ε and a predicted variance, channel-last).
-    /// `steps`: a sub-range of the schedule (a stage that changes models part-way runs it in pieces).
-    public func run(latents: [Float], batch b: Int, noise: NoiseSet, steps: Range<Int>? = nil,
+    /// `steps`: a sub-range of the schedule (a stage that changes models part-way runs it in pieces); `images`: which
+    /// images of the stage's batch these are (for the hook); `progressIndex`: the (done, total) progress reports for
+    /// a step when the stage runs the loop in several pieces (default: step i + 1 of the schedule).
+    public func run(latents: [Float], batch b: Int, noise: NoiseSet, steps: Range<Int>? = nil, images: Range<Int>? = nil,
+                    progressIndex: ((_ step: Int) -> (done: Int, total: Int))? = nil,
                     model: (_ input: Tensor, _ timestep: Int) throws -> Tensor) throws -> [Float] {
         let per = itemShape.reduce(1, *), c = itemShape.last!
         let n = b * per
@@ -62,7 +66,10 @@ public struct DenoisingLoop {
         var x = latents
         for i in steps ?? timesteps.indices {
             let t = timesteps[i]
-            if let progress, !progress(stage, i + 1, timesteps.count) { throw CancelledError() }
+            if let progress {
+                let (done, total) = progressIndex?(i) ?? (i + 1, timesteps.count)
+                if !progress(stage, done, total) { throw CancelledError() }
+            }
             let rows = guidance == nil ? b : 2 * b
             let input = try Tensor(shape: [rows] + itemShape, values: guidance == nil ? x : x + x)          // [B', …, c]
             let out = try model(input, t).toArray()                                                         // [B', …, oc]
@@ -77,7 +84,7 @@ public struct DenoisingLoop {
                                    step: i, timesteps: timesteps, sample: x, noise: z)
             if let onStep {
                 try onStep(StepInfo(index: i, timestep: t, target: scheduler.targetTimestep(step: i, timesteps: timesteps),
-                                    timesteps: timesteps), &x)
+                                    timesteps: timesteps, images: images ?? 0..<b), &x)
             }
         }
         return x
@@ -123,17 +130,19 @@ public struct NoiseSet {
         try NoiseSet((0..<count).map { SeededNoise(seed: seed &+ UInt64($0)) }, batch: count)
     }
 
-    /// The noise of images `r` (a shared source cannot be split: it draws for the whole batch).
+    /// The noise of images `r`: their own sources, or the rows r of a replayed batch (a seeded source shared by the
+    /// batch cannot be split: its draws depend on the order).
     public func slice(_ r: Range<Int>) throws -> NoiseSet {
         if r == 0..<batch { return self }
-        guard sources.count == batch else {
-            throw UnCLIPError.invalidArgument(name: "noise", detail: "a noise file recorded for a batch of \(batch) cannot be split")
+        guard splittable, r.lowerBound >= 0, r.upperBound <= batch else {
+            throw UnCLIPError.invalidArgument(name: "noise", detail: "noise for \(batch) images cannot give images \(r)")
         }
-        return try NoiseSet(Array(sources[r]), batch: r.count)
+        if sources.count == batch { return try NoiseSet(Array(sources[r]), batch: r.count) }
+        return try NoiseSet([RowsOfBatch(sources[0], batch: batch, rows: r)], batch: r.count)
     }
 
-    /// Whether the batch may run in chunks (each image has its own source).
-    public var splittable: Bool { sources.count == batch }
+    /// Whether the batch may run in chunks (each image has its own source, or the batch's draws are replayed).
+    public var splittable: Bool { sources.count == batch || sources[0] is ReplayNoise }
 
     /// `name` for the whole batch in the engine's layout; `itemShape` is one image's NCHW shape ([E] or [c, h, w]).
     public func draw(_ name: String, itemShape: [Int]) throws -> [Float] {
@@ -145,10 +154,28 @@ public struct NoiseSet {
 /// A batch in chunks of at most `limit` images (one chunk when the noise cannot be split): memory grows with the
 /// chunk, not the batch; results do not change, since every image's computation is independent of the others.
 enum BatchChunks {
-    static func run(batch b: Int, limit: Int, noise: NoiseSet, _ body: (Range<Int>) throws -> [Float]) throws -> [Float] {
+    static func chunks(batch b: Int, limit: Int, noise: NoiseSet) -> [Range<Int>] {
         let step = noise.splittable ? max(1, limit) : b
+        return stride(from: 0, to: b, by: step).map { $0..<min($0 + step, b) }
+    }
+
+    /// `body(chunk index, chunk count, images)`; the outputs concatenated in image order.
+    static func run(batch b: Int, limit: Int, noise: NoiseSet, _ body: (Int, Int, Range<Int>) throws -> [Float]) throws -> [Float] {
+        let cs = chunks(batch: b, limit: limit, noise: noise)
         var out: [Float] = []
-        for lo in stride(from: 0, to: b, by: step) { out += try body(lo..<min(lo + step, b)) }
+        for (k, r) in cs.enumerated() { out += try body(k, cs.count, r) }
         return out
+    }
+}
+
+/// Rows `rows` of every draw of a replayed batch (one image's rows are contiguous in the engine's layout).
+final class RowsOfBatch: NoiseSource {
+    let source: NoiseSource, batch: Int, rows: Range<Int>
+    init(_ source: NoiseSource, batch: Int, rows: Range<Int>) { (self.source, self.batch, self.rows) = (source, batch, rows) }
+
+    func draw(_ name: String, shape: [Int]) throws -> [Float] {
+        let all = try source.draw(name, shape: [batch] + shape.dropFirst())
+        let per = all.count / batch
+        return Array(all[(rows.lowerBound * per)..<(rows.upperBound * per)])
     }
 }

@@ -11,10 +11,14 @@ public struct ImageEncoderStage {
         try require(!images.isEmpty, "image encoder", "no images")
         try model.require(["image_encoder", "feature_extractor"], for: "image encoding")
         let processor = try CLIPImageProcessor(config: try model.config("feature_extractor"))
-        let pixels = try images.map { try processor($0) }                                                     // B × [1, S, S, 3]
+        // each distinct image once (`vary -n N` repeats one image N times)
+        let first = images.indices.map { i in images.firstIndex(of: images[i])! }
+        let distinct = Array(Set(first)).sorted()
+        let pixels = try distinct.map { try processor(images[$0]) }                                           // D × [1, S, S, 3]
         let enc = try model.build("image_encoder") { try CLIPVisionModelWithProjection(scope: $0, config: try .init(try model.config("image_encoder"))) }
         // one image at a time: an embedding does not depend on the rest of its batch
-        let rows = try pixels.map { try enc($0).toArray() }                                                   // B × [E]
+        let embeds = try pixels.map { try enc($0).toArray() }                                                 // D × [E]
+        let rows = first.map { embeds[distinct.firstIndex(of: $0)!] }                                         // B × [E]
         return try Tensor(shape: [rows.count, rows[0].count], values: rows.flatMap { $0 })
     }
 }

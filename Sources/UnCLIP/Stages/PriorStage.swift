@@ -28,15 +28,18 @@ public struct PriorStage {
                                progress: ProgressHandler? = nil, onStep: StepHook? = nil) throws -> Tensor {
         try require(text.guided == (settings.guidance != nil), "prior", "guided text conditioning goes with a guidance scale")
         let m = try load()
+        try require(noise.batch == text.batch, "prior", "noise for \(noise.batch) images, the batch has \(text.batch)")
         let e = m.prior.config.embeddingDim, b = text.batch
         let scheduler = try settings.sampler.scheduler(config: m.schedulerConfig)
         let loop = try DenoisingLoop(stage: "prior", scheduler: scheduler, steps: settings.steps, guidance: settings.guidance,
                                      itemShape: [e], noiseShape: [e], progress: progress, onStep: onStep)
         let x0 = try latents ?? noise.draw("prior.latents", itemShape: [e]).map { $0 * scheduler.initNoiseSigma }   // [B, E]
         try require(x0.count == b * e, "prior", "initial latents: \(x0.count) values for \(b) × \(e)")
-        let x = try BatchChunks.run(batch: b, limit: settings.maxBatch ?? 16, noise: noise) { r in
+        let n = loop.timesteps.count
+        let x = try BatchChunks.run(batch: b, limit: settings.maxBatch ?? 16, noise: noise) { k, chunks, r in
             let tr = try text.rows(r)
-            return try loop.run(latents: Array(x0[(r.lowerBound * e)..<(r.upperBound * e)]), batch: r.count, noise: try noise.slice(r)) { input, t in
+            return try loop.run(latents: Array(x0[(r.lowerBound * e)..<(r.upperBound * e)]), batch: r.count, noise: try noise.slice(r),
+                                images: r, progressIndex: { (k * n + $0 + 1, chunks * n) }) { input, t in
                 try m.denoise(input, timestep: t, text: tr)
             }
         }

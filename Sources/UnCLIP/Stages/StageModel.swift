@@ -37,8 +37,26 @@ public enum Sampler: Sendable, Equatable {
     public var name: String {
         switch self {
         case .unclip: return "unclip"
-        case .ddim(let o): return o.eta == 0 ? "ddim" : "ddim (eta \(o.eta))"
+        case .ddim: return "ddim"
         }
+    }
+
+    /// The settings that reproduce the sampler (recorded in image metadata), in diffusers' names.
+    public var settings: [(String, String)] {
+        switch self {
+        case .unclip: return []
+        case .ddim(let o):
+            var s = [("eta", "\(o.eta)"), ("timestep_spacing", o.timestepSpacing.rawValue), ("steps_offset", "\(o.stepsOffset)"),
+                     ("set_alpha_to_one", "\(o.setAlphaToOne)")]
+            if let c = o.clipSample { s.append(("clip_sample", "\(c)")) }
+            if let p = o.predictionType { s.append(("prediction_type", p.rawValue)) }
+            return s
+        }
+    }
+
+    /// name and settings in one line: "ddim (eta 0.5, timestep_spacing trailing, …)".
+    public var description: String {
+        settings.isEmpty ? name : name + " (" + settings.map { "\($0.0) \($0.1)" }.joined(separator: ", ") + ")"
     }
 
     public func scheduler(config: JSON) throws -> any Scheduler {
