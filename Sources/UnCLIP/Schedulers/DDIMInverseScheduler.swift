@@ -79,22 +79,7 @@ public struct DDIMInverseScheduler: Scheduler {
         guard predictionType == .epsilon || betaProdT > 0 else {
             throw UnCLIPError.invalidArgument(name: "set_alpha_to_one", detail: "with prediction_type sample the first inverse step divides by 1 − ᾱ = 0 (diffusers returns NaN there); invert with set_alpha_to_one false")
         }
-        let (sqrtA, sqrtB) = (alphaProdT.squareRoot(), betaProdT.squareRoot())
-        let dirCoeff = (1 - alphaProdNext).squareRoot(), sqrtNext = alphaProdNext.squareRoot()
-        var out = [Float](repeating: 0, count: sample.count)
-        for i in 0..<sample.count {
-            var x0: Float, eps: Float
-            switch predictionType {
-            case .epsilon:
-                x0 = (sample[i] - sqrtB * modelOutput[i]) / sqrtA
-                eps = modelOutput[i]
-            case .sample:
-                x0 = modelOutput[i]
-                eps = (sample[i] - sqrtA * x0) / sqrtB
-            }
-            if clipSample { x0 = min(max(x0, -clipSampleRange), clipSampleRange) }
-            out[i] = sqrtNext * x0 + dirCoeff * eps
-        }
-        return out
+        return DDIMUpdate(predictionType: predictionType, clipSample: clipSample, clipSampleRange: clipSampleRange, alphaProdT: alphaProdT)(
+            modelOutput: modelOutput, sample: sample, sqrtTarget: alphaProdNext.squareRoot(), dirCoeff: (1 - alphaProdNext).squareRoot())
     }
 }

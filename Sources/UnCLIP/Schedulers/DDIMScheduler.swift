@@ -87,28 +87,11 @@ public struct DDIMScheduler: Scheduler {
         let alphaProdT = alphasCumprod[t]
         let alphaProdPrev = prev >= 0 ? alphasCumprod[prev] : finalAlphaCumprod
         let betaProdT = 1 - alphaProdT
-        let (sqrtA, sqrtB) = (alphaProdT.squareRoot(), betaProdT.squareRoot())
         let variance = ((1 - alphaProdPrev) / betaProdT) * (1 - alphaProdT / alphaProdPrev)       // _get_variance
         let std = options.eta * variance.squareRoot()
-        let dirCoeff = (1 - alphaProdPrev - std * std).squareRoot()
-        let sqrtPrev = alphaProdPrev.squareRoot()
-        var out = [Float](repeating: 0, count: sample.count)
-        for i in 0..<sample.count {
-            var x0: Float, eps: Float
-            switch predictionType {
-            case .epsilon:
-                x0 = (sample[i] - sqrtB * modelOutput[i]) / sqrtA
-                eps = modelOutput[i]
-            case .sample:
-                x0 = modelOutput[i]
-                eps = (sample[i] - sqrtA * x0) / sqrtB
-            }
-            if clipSample { x0 = min(max(x0, -clipSampleRange), clipSampleRange) }
-            var x = sqrtPrev * x0 + dirCoeff * eps
-            if needsNoise, let noise { x = x + std * noise[i] }
-            out[i] = x
-        }
-        return out
+        return DDIMUpdate(predictionType: predictionType, clipSample: clipSample, clipSampleRange: clipSampleRange, alphaProdT: alphaProdT)(
+            modelOutput: modelOutput, sample: sample, sqrtTarget: alphaProdPrev.squareRoot(), dirCoeff: (1 - alphaProdPrev - std * std).squareRoot(),
+            std: std, noise: needsNoise ? noise : nil)
     }
 }
 

@@ -83,6 +83,37 @@ enum CosineSchedule {
     }
 }
 
+/// DDIM's shared step (DDIMScheduler and DDIMInverseScheduler, float32 in diffusers' order): from the model output
+/// at ᾱ_t, x₀ and ε (one derived from the other as the prediction type says), x₀ clipped, then
+/// x' = √ᾱ'·x₀ + dirCoeff·ε (+ std·noise).
+struct DDIMUpdate {
+    let predictionType: PredictionType
+    let clipSample: Bool, clipSampleRange: Float
+    let alphaProdT: Float
+
+    func callAsFunction(modelOutput: [Float], sample: [Float], sqrtTarget: Float, dirCoeff: Float,
+                        std: Float = 0, noise: [Float]? = nil) -> [Float] {
+        let sqrtA = alphaProdT.squareRoot(), sqrtB = (1 - alphaProdT).squareRoot()
+        var out = [Float](repeating: 0, count: sample.count)
+        for i in 0..<sample.count {
+            var x0: Float, eps: Float
+            switch predictionType {
+            case .epsilon:
+                x0 = (sample[i] - sqrtB * modelOutput[i]) / sqrtA
+                eps = modelOutput[i]
+            case .sample:
+                x0 = modelOutput[i]
+                eps = (sample[i] - sqrtA * x0) / sqrtB
+            }
+            if clipSample { x0 = min(max(x0, -clipSampleRange), clipSampleRange) }
+            var x = sqrtTarget * x0 + dirCoeff * eps
+            if let noise { x = x + std * noise[i] }
+            out[i] = x
+        }
+        return out
+    }
+}
+
 /// ε or x₀, as a scheduler config's prediction_type names them.
 public enum PredictionType: String, Sendable { case epsilon, sample }
 
