@@ -13,6 +13,9 @@ public struct GenerationOptions: Sendable {
     public var sampler: Sampler = .unclip
     /// The most images one model call takes (nil: each stage's default, SamplingSettings.defaultBatchPixels).
     public var maxBatch: Int?
+    /// Edits: RePaint resampling of each decoder and super-res step (1 = none).
+    public var resamples = 1
+    public static let maxResamples = 10
     public init() {}
 
     public static let maxCount = 64
@@ -33,6 +36,9 @@ public struct GenerationOptions: Sendable {
             throw UnCLIPError.invalidArgument(name: "count", detail: "\(count) must be in 1...\(Self.maxCount)")
         }
         if case .ddim(let o) = sampler { try o.validate() }
+        guard (1...Self.maxResamples).contains(resamples) else {
+            throw UnCLIPError.invalidArgument(name: "resamples", detail: "\(resamples) must be in 1...\(Self.maxResamples)")
+        }
         if let m = maxBatch, !(1...Self.maxCount).contains(m) {
             throw UnCLIPError.invalidArgument(name: "max batch", detail: "\(m) must be in 1...\(Self.maxCount)")
         }
@@ -47,6 +53,7 @@ public struct StageOutputs: Sendable {
     public var decoderImage: Tensor?      // [B, h, w, 3] NHWC, clamped
     public var superResImage: Tensor?     // [B, H, W, 3] NHWC, in [−1, 1]
     public var imageEmbedsName = "prior.image_embeds"
+    public init() {}
 
     /// Writes the stages as F32 safetensors, images NCHW ([B, 3, h, w]).
     public func write(_ path: String) throws {

@@ -56,8 +56,9 @@ public struct DecoderStage {
         let scheduler = try settings.sampler.scheduler(config: m.schedulerConfig)
         try requireVariance(m, scheduler)
         let (s, c, b) = (m.sampleSize, m.channels, text.batch)
-        let loop = try DenoisingLoop(stage: "decoder", scheduler: scheduler, steps: settings.steps, guidance: settings.guidance,
+        var loop = try DenoisingLoop(stage: "decoder", scheduler: scheduler, steps: settings.steps, guidance: settings.guidance,
                                      itemShape: [s, s, c], noiseShape: [c, s, s], progress: progress, onStep: onStep)
+        loop.resamples = settings.resamples
         let xT = try latents ?? noise.draw("decoder.latents", itemShape: [c, s, s]).map { $0 * scheduler.initNoiseSigma }
         try require(xT.count == b * s * s * c, "decoder", "initial latents: \(xT.count) values for \(b) × \(s)×\(s)×\(c)")
         let per = s * s * c

@@ -38,6 +38,11 @@ public struct DenoisingLoop {
     public let noiseShape: [Int]
     public var progress: ProgressHandler?
     public var onStep: StepHook?
+    /// RePaint's resampling (Lugmayr et al. 2022, jump length 1): each step but the last is run this many times; between
+    /// runs the sample is noised back from the step's target timestep to its own, x_t = √(ᾱ_t/ᾱ_s)·x_s + √(1 − ᾱ_t/ᾱ_s)·z
+    /// (the draw `<stage>.resample.<i>.<k>`), so the hook's known-region replacement and the model's prediction
+    /// can agree. 1 = plain sampling.
+    public var resamples = 1
 
     public init(stage: String, scheduler: any Scheduler, steps: Int, guidance: Float?, itemShape: [Int], noiseShape: [Int],
                 progress: ProgressHandler? = nil, onStep: StepHook? = nil) throws {
@@ -70,21 +75,28 @@ public struct DenoisingLoop {
                 let (done, total) = progressIndex?(i) ?? (i + 1, timesteps.count)
                 if !progress(stage, done, total) { throw CancelledError() }
             }
-            let rows = guidance == nil ? b : 2 * b
-            let input = try Tensor(shape: [rows] + itemShape, values: guidance == nil ? x : x + x)          // [B', …, c]
-            let out = try model(input, t).toArray()                                                         // [B', …, oc]
-            let oc = out.count / (rows * per / c)
-            try require(out.count == rows * (per / c) * oc && (oc == c || oc == 2 * c), stage,
-                        "the model returned \(out.count) values for \(rows) × \(itemShape)")
-            let positions = n / c
-            let (eps, variance) = try Self.split(out, positions: positions, channels: c, outChannels: oc, guidance: guidance)
-            let z = scheduler.drawsNoise(step: i, timesteps: timesteps)
-                ? try noise.draw("\(stage).noise.\(i)", itemShape: noiseShape) : nil
-            x = try scheduler.step(modelOutput: eps, predictedVariance: scheduler.usesPredictedVariance ? variance : nil,
-                                   step: i, timesteps: timesteps, sample: x, noise: z)
-            if let onStep {
-                try onStep(StepInfo(index: i, timestep: t, target: scheduler.targetTimestep(step: i, timesteps: timesteps),
-                                    timesteps: timesteps, images: images ?? 0..<b), &x)
+            for k in 0..<max(1, resamples) {
+                let rows = guidance == nil ? b : 2 * b
+                let input = try Tensor(shape: [rows] + itemShape, values: guidance == nil ? x : x + x)      // [B', …, c]
+                let out = try model(input, t).toArray()                                                     // [B', …, oc]
+                let oc = out.count / (rows * per / c)
+                try require(out.count == rows * (per / c) * oc && (oc == c || oc == 2 * c), stage,
+                            "the model returned \(out.count) values for \(rows) × \(itemShape)")
+                let (eps, variance) = try Self.split(out, positions: n / c, channels: c, outChannels: oc, guidance: guidance)
+                let z = scheduler.drawsNoise(step: i, timesteps: timesteps)
+                    ? try noise.draw(k == 0 ? "\(stage).noise.\(i)" : "\(stage).noise.\(i).\(k)", itemShape: noiseShape) : nil
+                let target = scheduler.targetTimestep(step: i, timesteps: timesteps)
+                x = try scheduler.step(modelOutput: eps, predictedVariance: scheduler.usesPredictedVariance ? variance : nil,
+                                       step: i, timesteps: timesteps, sample: x, noise: z)
+                if let onStep {
+                    try onStep(StepInfo(index: i, timestep: t, target: target, timesteps: timesteps, images: images ?? 0..<b), &x)
+                }
+                guard k + 1 < resamples, target >= 0, target < t else { break }
+                // back up the chain from `target` to t (q(x_t | x_target))
+                let ratio = scheduler.alphasCumprod[t] / scheduler.alphasCumprod[target]
+                let (a, s) = (ratio.squareRoot(), (1 - ratio).squareRoot())
+                let r = try noise.draw("\(stage).resample.\(i).\(k)", itemShape: noiseShape)
+                x = (0..<x.count).map { a * x[$0] + s * r[$0] }
             }
         }
         return x

@@ -76,8 +76,10 @@ public struct SamplingSettings: Sendable {
     /// The most images one model call takes (larger batches run in chunks); nil: the stage's default
     /// (`SamplingSettings.defaultBatchPixels` rows × pixels).
     public var maxBatch: Int?
-    public init(steps: Int, sampler: Sampler = .unclip, guidance: Float? = nil, maxBatch: Int? = nil) {
-        (self.steps, self.sampler, self.guidance, self.maxBatch) = (steps, sampler, guidance, maxBatch)
+    /// RePaint resampling per step (DenoisingLoop.resamples; 1 = none).
+    public var resamples = 1
+    public init(steps: Int, sampler: Sampler = .unclip, guidance: Float? = nil, maxBatch: Int? = nil, resamples: Int = 1) {
+        (self.steps, self.sampler, self.guidance, self.maxBatch, self.resamples) = (steps, sampler, guidance, maxBatch, resamples)
     }
 
     /// The default chunk: at most 8 images of 64×64 per call (8 at the decoder's 64², 1 at super-res 256²).

@@ -22,8 +22,9 @@ public struct SuperResStage {
         let size = cfgFirst.sampleSize
         try require(cfgFirst.inChannels == 2 * c, "super-res", "in_channels \(cfgFirst.inChannels) must be twice the image's \(c)")
         let up = try Ops.resizeBicubicAntialias(lowRes, height: size, width: size)                          // [B, H, W, c]
-        let loop = try DenoisingLoop(stage: "super_res", scheduler: scheduler, steps: settings.steps, guidance: nil,
+        var loop = try DenoisingLoop(stage: "super_res", scheduler: scheduler, steps: settings.steps, guidance: nil,
                                      itemShape: [size, size, c], noiseShape: [c, size, size], progress: progress, onStep: onStep)
+        loop.resamples = settings.resamples
         let xT = try latents ?? noise.draw("super_res.latents", itemShape: [c, size, size]).map { $0 * scheduler.initNoiseSigma }
         try require(xT.count == b * size * size * c, "super-res", "initial latents: \(xT.count) values for \(b) × \(size)×\(size)×\(c)")
         // super_res_first for every step but the last, over every chunk; then super_res_last for the last step

@@ -1,0 +1,108 @@
+import Foundation
+
+/// Inpainting without a mask-conditioned decoder (training-free, any unCLIP checkpoint): the prompt drives the prior
+/// as in text → image; at every decoder and super-resolution step the known region of the sample is replaced by the
+/// source noised to the step's target timestep, q(x_t | x₀) (the draws `<stage>.known.<i>.<k>`), with RePaint's
+/// resampling (`GenerationOptions.resamples`); super-resolution is conditioned on the composited low-resolution image;
+/// the result is resized back to the input's size and every kept pixel is the input's, byte for byte.
+extension UnCLIPPipeline {
+    /// The source at one of the stages' resolutions: values in [−1, 1] [1, s, s, 3] and the known map there.
+    struct KnownRegion {
+        let values: [Float]          // [s, s, 3]
+        let known: [Bool]            // [s, s]
+        let size: Int
+    }
+
+    static func knownRegion(_ image: PNGImage, mask: EditMask, size: Int) throws -> KnownRegion {
+        let (w, h) = (image.width, image.height)
+        var rgb = [Float](repeating: 0, count: w * h * 3)
+        for i in 0..<(w * h) { for c in 0..<3 { rgb[i * 3 + c] = Float(image.pixels[i * image.channels + c]) / 127.5 - 1 } }
+        let t = try Tensor(shape: [1, h, w, 3], values: rgb)
+        let resized = (w == size && h == size) ? t : try Ops.resizeBicubicAntialias(t, height: size, width: size)
+        return KnownRegion(values: resized.toArray(), known: mask.resized(width: size, height: size), size: size)
+    }
+
+    /// A hook that puts q(x_target | source) into the known region of every image of the chunk.
+    static func knownRegionHook(_ region: KnownRegion, stage: String, scheduler: any Scheduler, noise: NoiseSet) -> StepHook {
+        final class Calls: @unchecked Sendable { var count: [Int: Int] = [:] }
+        let calls = Calls()
+        let per = region.size * region.size * 3
+        return { step, sample in
+            let k = calls.count[step.index, default: 0]
+            calls.count[step.index] = k + 1
+            let target: [Float]
+            if step.target < 0 {
+                target = Array(repeating: region.values, count: step.images.count).flatMap { $0 }
+            } else {
+                let z = try noise.slice(step.images).draw("\(stage).known.\(step.index).\(k)", itemShape: [3, region.size, region.size])
+                target = try scheduler.addNoise(Array(repeating: region.values, count: step.images.count).flatMap { $0 }, noise: z,
+                                                timestep: step.target)
+            }
+            for j in 0..<step.images.count {
+                for p in 0..<(region.size * region.size) where region.known[p] {
+                    for c in 0..<3 { sample[j * per + p * 3 + c] = target[j * per + p * 3 + c] }
+                }
+            }
+        }
+    }
+
+    /// `options.count` edits of `image` (any size, RGB or RGBA): pixels the mask regenerates are drawn to match
+    /// `prompt` (which describes the whole desired image), every other pixel is the input's. The outputs are RGB at the
+    /// input's size.
+    public func edit(image: PNGImage, mask: EditMask, prompt: String, options: GenerationOptions = GenerationOptions(),
+                     noises: NoiseSet, progress: ProgressHandler? = nil) throws -> (images: [PNGImage], stages: StageOutputs) {
+        try options.validate()
+        try stageModel.require(Self.decoderComponents + ["prior", "prior_scheduler"], for: "editing")
+        try checkSchedules(options, prior: true)
+        try require(mask.width == image.width && mask.height == image.height, "edit",
+                    "the mask is \(mask.width)x\(mask.height), the image \(image.width)x\(image.height): they must be the same size")
+        guard mask.regenerated > 0 else {
+            throw UnCLIPError.invalidArgument(name: "mask", detail: "no pixel is marked for editing (alpha 0, or white with --mask-mode luminance): nothing to edit")
+        }
+        let b = options.count
+        try require(noises.batch == b, "pipeline", "noise for \(noises.batch) images, \(b) asked")
+        let cfg = options.priorGuidance > 1 || options.decoderGuidance > 1
+        var stages = StageOutputs()
+        let text = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [String](repeating: prompt, count: b), guided: cfg)
+        (stages.textEmbeds, stages.textHidden) = try text.conditional()
+        let imageEmbeds = try PriorStage(stageModel)(text, settings: options.prior(guided: cfg), noise: noises, progress: progress)
+        stages.imageEmbeds = imageEmbeds
+
+        // decoder, with the known region at its resolution
+        let decoderSize = try UNet.Config(try stageModel.config("decoder"), conditioned: true).sampleSize
+        let low = try Self.knownRegion(image, mask: mask, size: decoderSize)
+        var decoderSettings = options.decoder(guided: cfg)
+        decoderSettings.resamples = options.resamples
+        let decoderScheduler = try options.sampler.scheduler(config: try stageModel.config("decoder_scheduler"))
+        let small = try DecoderStage(stageModel)(imageEmbeds: imageEmbeds, text: text, settings: decoderSettings, noise: noises, progress: progress,
+                                                 onStep: Self.knownRegionHook(low, stage: "decoder", scheduler: decoderScheduler, noise: noises))
+        stages.decoderImage = small   // composited: its last step puts the source itself into the known region
+
+        // super-resolution conditioned on the composite, the known region enforced at full resolution
+        let srSize = try SuperResStage(stageModel).firstConfig.sampleSize
+        let high = try Self.knownRegion(image, mask: mask, size: srSize)
+        var srSettings = options.superRes
+        srSettings.resamples = options.resamples
+        let srScheduler = try options.sampler.scheduler(config: try stageModel.config("super_res_scheduler"))
+        let final = try SuperResStage(stageModel)(small, settings: srSettings, noise: noises, progress: progress,
+                                                  onStep: Self.knownRegionHook(high, stage: "super_res", scheduler: srScheduler, noise: noises))
+        stages.superResImage = final
+        return (try Self.toImages(final).map { try Self.composite($0, onto: image, mask: mask) }, stages)
+    }
+
+    /// The model's image resized to the source's size (antialiased bicubic), with every kept pixel the source's.
+    static func composite(_ generated: PNGImage, onto source: PNGImage, mask: EditMask) throws -> PNGImage {
+        let (w, h) = (source.width, source.height)
+        var pixels: [UInt8]
+        if generated.width == w && generated.height == h {
+            pixels = generated.pixels
+        } else {
+            let t = try Tensor(shape: [1, generated.height, generated.width, 3], values: generated.pixels.map { Float($0) })
+            pixels = try Ops.resizeBicubicAntialias(t, height: h, width: w).toArray().map { UInt8(min(max($0, 0), 255).rounded(.toNearestOrEven)) }
+        }
+        for i in 0..<(w * h) where mask.keep[i] {
+            for c in 0..<3 { pixels[i * 3 + c] = source.pixels[i * source.channels + c] }
+        }
+        return try PNGImage(width: w, height: h, channels: 3, pixels: pixels)
+    }
+}
