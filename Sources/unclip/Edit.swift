@@ -10,6 +10,9 @@ struct EditSamplingOptions: ParsableArguments {
 
     static let defaultResamples = 1
 
+    @Flag(inversion: .prefixedNo, help: "Smooth the regenerated region's colour into the kept pixels at the border (Poisson-style; kept pixels never change).")
+    var harmonize = true
+
     func validate() throws {
         guard (1...GenerationOptions.maxResamples).contains(resamples) else {
             throw ValidationError("--resamples must be in 1...\(GenerationOptions.maxResamples) (got \(resamples))")
@@ -78,12 +81,14 @@ struct Edit: ParsableCommand {
             o.priorSteps = prior.priorSteps ?? o.priorSteps
             o.priorGuidance = prior.priorGuidance ?? o.priorGuidance
             o.resamples = editing.resamples
+            o.harmonize = editing.harmonize
             let (images, stages) = try pipe.edit(image: source, mask: m, prompt: prompt, options: o, noises: noises, progress: progress)
             var meta = ImageMetadata()
             (meta.kind, meta.prompt, meta.priorSteps, meta.priorGuidance) = (.edit, prompt, o.priorSteps, o.priorGuidance)
             meta.source = (image as NSString).lastPathComponent
             meta.extra = [("mask sha256", digest), ("mask", mask.map { ($0 as NSString).lastPathComponent } ?? "the image's alpha"),
-                          ("mask mode", maskMode), ("resamples", "\(o.resamples)"), ("regenerated pixels", "\(m.regenerated)")]
+                          ("mask mode", maskMode), ("resamples", "\(o.resamples)"), ("harmonize", "\(o.harmonize)"),
+                          ("regenerated pixels", "\(m.regenerated)")]
             return (images, stages, meta, o)
         }
     }
@@ -132,13 +137,14 @@ struct Extend: ParsableCommand {
             o.priorSteps = prior.priorSteps ?? o.priorSteps
             o.priorGuidance = prior.priorGuidance ?? o.priorGuidance
             o.resamples = editing.resamples
+            o.harmonize = editing.harmonize
             let (images, windows) = try pipe.extend(image: source, growth: growth, prompts: prompts, overlap: overlap, options: o,
                                                     noises: noises, progress: progress)
             var meta = ImageMetadata()
             (meta.kind, meta.prompt, meta.priorSteps, meta.priorGuidance) = (.extend, prompt, o.priorSteps, o.priorGuidance)
             meta.source = (image as NSString).lastPathComponent
             meta.extra = [("growth", "left \(left) right \(right) up \(up) down \(down)"), ("overlap", "\(overlap)"),
-                          ("windows", "\(windows)"), ("resamples", "\(o.resamples)")]
+                          ("windows", "\(windows)"), ("resamples", "\(o.resamples)"), ("harmonize", "\(o.harmonize)")]
             return (images, StageOutputs(), meta, o)
         }
     }

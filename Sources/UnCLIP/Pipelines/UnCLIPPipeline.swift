@@ -16,6 +16,8 @@ public struct GenerationOptions: Sendable {
     /// Edits: RePaint resampling of each decoder and super-res step (1 = none).
     public var resamples = 1
     public static let maxResamples = 10
+    /// Edits: smooth the regenerated region's colour into the kept pixels at the border (SeamHarmonizer).
+    public var harmonize = true
     public init() {}
 
     public static let maxCount = 64

@@ -46,11 +46,11 @@ public struct EditMask: Sendable, Equatable {
 
     public var regenerated: Int { keep.lazy.filter { !$0 }.count }
 
-    /// The mask at another resolution, as the engine's antialiased bicubic resize sees it: a pixel is known only if
-    /// every source pixel inside its filter support is kept (the support of PyTorch/PIL's antialiased bicubic,
-    /// a = −0.5: ±2 input pixels around the centre when enlarging, ±2·scale when shrinking), so the region to
+    /// The mask at another resolution: a pixel is known only if every source pixel inside its filter support is kept
+    /// (the support of PyTorch/PIL's antialiased bicubic, a = −0.5: ±2 input pixels around the centre when enlarging,
+    /// ±2·scale when shrinking) — or, with `footprintOnly`, every source pixel its own area covers — so the region to
     /// regenerate is only ever dilated, never eroded.
-    public func resized(width w: Int, height h: Int) -> [Bool] {
+    public func resized(width w: Int, height h: Int, footprintOnly: Bool = false) -> [Bool] {
         // summed-area table of regenerated pixels
         var sat = [Int](repeating: 0, count: (width + 1) * (height + 1))
         for y in 0..<height {
@@ -63,7 +63,7 @@ public struct EditMask: Sendable, Equatable {
         func span(_ i: Int, _ outSize: Int, _ inSize: Int) -> (Int, Int) {
             if outSize == inSize { return (i, i) }  // the same size: the image is not resampled
             let scale = Double(inSize) / Double(outSize)
-            let support = 2 * max(scale, 1)
+            let support = footprintOnly ? max(scale, 1) / 2 : 2 * max(scale, 1)
             let centre = (Double(i) + 0.5) * scale
             // input pixel j has its centre at j + 0.5; it contributes if |j + 0.5 − centre| < support
             let lo = max(0, Int((centre - support - 0.5).rounded(.down)) + 1)
@@ -79,6 +79,34 @@ public struct EditMask: Sendable, Equatable {
                 let n = sat[(y1 + 1) * (width + 1) + x1 + 1] - sat[y0 * (width + 1) + x1 + 1] - sat[(y1 + 1) * (width + 1) + x0] + sat[y0 * (width + 1) + x0]
                 out[y * w + x] = n == 0
             }
+        }
+        return out
+    }
+
+    /// `rgb` (w×h×3, the mask's size) with every regenerated pixel replaced by the nearest kept pixel's colour
+    /// (4-neighbour rings, in scan order), so that resizing the image does not bleed the hidden content — often black
+    /// or garbage under a transparent mask — into the known region's border.
+    public func filled(_ rgb: [Float]) -> [Float] {
+        var out = rgb
+        var known = keep
+        var frontier = (0..<keep.count).filter { keep[$0] }
+        guard !frontier.isEmpty else { return rgb }
+        while !frontier.isEmpty {
+            var next: [Int] = []
+            for p in frontier {
+                let (x, y) = (p % width, p / width)
+                for (dx, dy) in [(1, 0), (-1, 0), (0, 1), (0, -1)] {
+                    let (nx, ny) = (x + dx, y + dy)
+                    guard nx >= 0, ny >= 0, nx < width, ny < height else { continue }
+                    let q = ny * width + nx
+                    if !known[q] {
+                        known[q] = true
+                        for c in 0..<3 { out[q * 3 + c] = out[p * 3 + c] }
+                        next.append(q)
+                    }
+                }
+            }
+            frontier = next
         }
         return out
     }
