@@ -149,4 +149,21 @@ final class EditTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: path("bad.png")), "\(args)")
         }
     }
+
+    /// The feathering pulls a slightly lighter regenerated background toward the kept colour at the border, leaves a
+    /// large step (an object's edge) alone, and only touches regenerated pixels.
+    func testSeamHarmonizer() throws {
+        let (w, h) = (16, 8)
+        let keep = (0..<(w * h)).map { $0 % w < 8 }
+        let mask = try EditMask(width: w, height: h, keep: keep)
+        let source = try PNGImage(width: w, height: h, channels: 3, pixels: [UInt8](repeating: 240, count: w * h * 3))
+        var gen = [UInt8](repeating: 246, count: w * h * 3)
+        for y in 0..<h { for c in 0..<3 { gen[(y * w + 8) * 3 + c] = y < 4 ? 246 : 40 } }   // rows 4…7: a dark object at the border
+        let out = SeamHarmonizer.apply(generated: gen, source: source, mask: mask)
+        for i in 0..<(w * h) where keep[i] { XCTAssertEqual(out[i * 3], gen[i * 3]) }
+        XCTAssertLessThan(out[(1 * w + 8) * 3], 244)                       // the light background's step shrank
+        // the object's edge gets no correction of its own (only the smooth field of its background neighbours)
+        XCTAssertLessThanOrEqual(abs(Int(out[(6 * w + 8) * 3]) - 40), 3)
+        XCTAssertEqual(SeamHarmonizer.apply(generated: gen, source: source, mask: try EditMask(width: w, height: h, keep: .init(repeating: true, count: w * h))), gen)
+    }
 }
