@@ -55,22 +55,15 @@ extension UnCLIPPipeline {
     /// input's size.
     public func edit(image: PNGImage, mask: EditMask, prompt: String, options: GenerationOptions = GenerationOptions(),
                      noises: NoiseSet, progress: ProgressHandler? = nil) throws -> (images: [PNGImage], stages: StageOutputs) {
-        try options.validate()
-        try stageModel.require(Self.decoderComponents + ["prior", "prior_scheduler"], for: "editing")
-        try checkSchedules(options, prior: true)
+        try checkPrompted(options, noises: noises, for: "editing")
         try require(mask.width == image.width && mask.height == image.height, "edit",
                     "the mask is \(mask.width)x\(mask.height), the image \(image.width)x\(image.height): they must be the same size")
         guard mask.regenerated > 0 else {
             throw UnCLIPError.invalidArgument(name: "mask", detail: "no pixel is marked for editing (alpha 0, or white with --mask-mode luminance): nothing to edit")
         }
-        let b = options.count
-        try require(noises.batch == b, "pipeline", "noise for \(noises.batch) images, \(b) asked")
-        let cfg = options.priorGuidance > 1 || options.decoderGuidance > 1
-        var stages = StageOutputs()
-        let text = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [String](repeating: prompt, count: b), guided: cfg)
-        (stages.textEmbeds, stages.textHidden) = try text.conditional()
-        let imageEmbeds = try PriorStage(stageModel)(text, settings: options.prior(guided: cfg), noise: noises, progress: progress)
-        stages.imageEmbeds = imageEmbeds
+        let (text, imageEmbeds, encoded) = try encodeAndPrior(prompt: prompt, options: options, noises: noises, progress: progress)
+        var stages = encoded
+        let cfg = text.guided
 
         // decoder, with the known region at its resolution
         let decoderSize = try UNet.Config(try stageModel.config("decoder"), conditioned: true).sampleSize

@@ -91,18 +91,8 @@ public final class UnCLIPPipeline {
 
     public func generate(prompt: String, options: GenerationOptions = GenerationOptions(), noises: NoiseSet,
                          progress: ProgressHandler? = nil) throws -> (images: [PNGImage], stages: StageOutputs) {
-        try options.validate()
-        try stageModel.require(Self.decoderComponents + ["prior", "prior_scheduler"], for: "text-to-image")
-        try checkSchedules(options, prior: true)
-        let b = options.count
-        try require(noises.batch == b, "pipeline", "noise for \(noises.batch) images, \(b) asked")
-        // diffusers: do_classifier_free_guidance = prior_guidance_scale > 1 or decoder_guidance_scale > 1
-        let cfg = options.priorGuidance > 1 || options.decoderGuidance > 1
-        var stages = StageOutputs()
-        let text = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [String](repeating: prompt, count: b), guided: cfg)
-        (stages.textEmbeds, stages.textHidden) = try text.conditional()
-        let imageEmbeds = try PriorStage(stageModel)(text, settings: options.prior(guided: cfg), noise: noises, progress: progress)
-        stages.imageEmbeds = imageEmbeds
+        try checkPrompted(options, noises: noises, for: "text-to-image")
+        let (text, imageEmbeds, stages) = try encodeAndPrior(prompt: prompt, options: options, noises: noises, progress: progress)
         return try decodeAndUpscale(imageEmbeds: imageEmbeds, text: text, options: options, noises: noises, progress: progress, stages: stages)
     }
 
@@ -128,6 +118,27 @@ public final class UnCLIPPipeline {
         let imageEmbeds = try ImageEncoderStage(stageModel)(images)                                          // [B, E]
         stages.imageEmbeds = imageEmbeds
         return try decodeAndUpscale(imageEmbeds: imageEmbeds, text: text, options: options, noises: noises, progress: progress, stages: stages)
+    }
+
+    /// The checks of every prompted pipeline (text → image, edits), before any work.
+    func checkPrompted(_ options: GenerationOptions, noises: NoiseSet, for what: String) throws {
+        try options.validate()
+        try stageModel.require(Self.decoderComponents + ["prior", "prior_scheduler"], for: what)
+        try checkSchedules(options, prior: true)
+        try require(noises.batch == options.count, "pipeline", "noise for \(noises.batch) images, \(options.count) asked")
+    }
+
+    /// The text encoder and the prior for `options.count` images of `prompt`; the stage outputs so far.
+    func encodeAndPrior(prompt: String, options: GenerationOptions, noises: NoiseSet,
+                        progress: ProgressHandler?) throws -> (TextConditioning, Tensor, StageOutputs) {
+        // diffusers: do_classifier_free_guidance = prior_guidance_scale > 1 or decoder_guidance_scale > 1
+        let cfg = options.priorGuidance > 1 || options.decoderGuidance > 1
+        var stages = StageOutputs()
+        let text = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [String](repeating: prompt, count: options.count), guided: cfg)
+        (stages.textEmbeds, stages.textHidden) = try text.conditional()
+        let imageEmbeds = try PriorStage(stageModel)(text, settings: options.prior(guided: cfg), noise: noises, progress: progress)
+        stages.imageEmbeds = imageEmbeds
+        return (text, imageEmbeds, stages)
     }
 
     /// Every stage's schedule is built before any work, so a bad step count or sampler setting fails at once.
