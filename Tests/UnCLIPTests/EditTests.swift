@@ -74,6 +74,11 @@ final class EditTests: XCTestCase {
                 o.count = 1
                 let (alone, _) = try pipe.edit(image: source, mask: mask, prompt: "a red circle", options: o, noises: try .seeded(5, count: 1))
                 XCTAssertEqual(alone[0], images[1], "image 1 of the batch vs seed 5 alone, resamples \(resamples)")
+                // in chunks of one image per model call: the same images
+                var chunked = o
+                (chunked.count, chunked.maxBatch) = (2, 1)
+                XCTAssertEqual(try pipe.edit(image: source, mask: mask, prompt: "a red circle", options: chunked, noises: try .seeded(4, count: 2)).images,
+                               images, "chunked, resamples \(resamples)")
             }
         }
         // nothing to edit, and a mask of another size
@@ -101,6 +106,9 @@ final class EditTests: XCTestCase {
         XCTAssertThrowsError(try CanvasGrowth().validate())
         XCTAssertThrowsError(try CanvasGrowth(right: CanvasGrowth.maxPerSide + 1).validate())
         XCTAssertThrowsError(try pipe.extend(image: source, growth: growth, prompts: ["x"], overlap: 0.1, options: o, noises: try .seeded(1, count: 1)))
+        // more than maxWindows windows: refused before any work
+        XCTAssertThrowsError(try pipe.extend(image: source, growth: CanvasGrowth(right: 2048, down: 2048), prompts: ["x"], options: o,
+                                             noises: try .seeded(1, count: 1)))
     }
 
     /// The CLI: a small edit and extension on the embedded model, metadata, and every bad input an error with nothing written.

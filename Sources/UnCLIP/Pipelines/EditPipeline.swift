@@ -28,12 +28,9 @@ extension UnCLIPPipeline {
 
     /// A hook that puts q(x_target | source) into the known region of every image of the chunk.
     static func knownRegionHook(_ region: KnownRegion, stage: String, scheduler: any Scheduler, noise: NoiseSet) -> StepHook {
-        final class Calls: @unchecked Sendable { var count: [Int: Int] = [:] }
-        let calls = Calls()
         let per = region.size * region.size * 3
         return { step, sample in
-            let k = calls.count[step.index, default: 0]
-            calls.count[step.index] = k + 1
+            let k = step.resample
             let target: [Float]
             if step.target < 0 {
                 target = Array(repeating: region.values, count: step.images.count).flatMap { $0 }

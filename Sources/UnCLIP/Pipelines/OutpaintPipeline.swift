@@ -20,7 +20,20 @@ public struct CanvasGrowth: Sendable, Equatable {
     }
 }
 
+/// A window's own draws: window n > 0 of an extension names its draws `extend.window.<n>.<name>`, so no two windows
+/// replay the same noise from a noise file (a seeded source draws afresh anyway; window 0 draws as a plain edit).
+final class WindowNoise: NoiseSource {
+    let source: NoiseSource, window: Int
+    init(_ source: NoiseSource, window: Int) { (self.source, self.window) = (source, window) }
+    func draw(_ name: String, shape: [Int]) throws -> [Float] {
+        try source.draw(window == 0 ? name : "extend.window.\(window).\(name)", shape: shape)
+    }
+}
+
 extension UnCLIPPipeline {
+    /// The most windows one extension paints.
+    public static let maxWindows = 256
+
     /// The windows' origins in painting order: of the candidate positions (a grid with stride window·(1 − overlap),
     /// plus the canvas edges), the next is always the one with the largest painted share among those that still hold
     /// unpainted pixels.
@@ -63,6 +76,11 @@ extension UnCLIPPipeline {
         }
         let size = try SuperResStage(stageModel).firstConfig.sampleSize
         let window = (w: min(size, w), h: min(size, h))
+        // each window paints about (1 − overlap) of its area: refuse growth that would take more than maxWindows edits
+        let estimate = Int((Double(w * h - image.width * image.height) / (Double(window.w * window.h) * (1 - overlap))).rounded(.up))
+        guard estimate <= Self.maxWindows else {
+            throw UnCLIPError.invalidArgument(name: "growth", detail: "about \(estimate) windows of \(window.w)x\(window.h) would be needed (at most \(Self.maxWindows) per call): grow less, or lower --overlap, and chain calls")
+        }
         var one = options
         one.count = 1
         var results: [PNGImage] = [], windows = 0
@@ -72,7 +90,8 @@ extension UnCLIPPipeline {
             for y in 0..<image.height {
                 for x in 0..<image.width {
                     let d = (y + growth.up) * w + x + growth.left
-                    painted[d] = true
+                    // a transparent source pixel is painted over too
+                    painted[d] = image.channels == 3 || image.pixels[(y * image.width + x) * 4 + 3] != 0
                     for c in 0..<3 { canvas[d * 3 + c] = image.pixels[(y * image.width + x) * image.channels + c] }
                 }
             }
@@ -89,7 +108,8 @@ extension UnCLIPPipeline {
                 let (out, _) = try edit(image: try PNGImage(width: window.w, height: window.h, channels: 3, pixels: crop),
                                         mask: try EditMask(width: window.w, height: window.h, keep: keep),
                                         prompt: prompts[min(n, prompts.count - 1)], options: one,
-                                        noises: try noises.slice(k..<(k + 1)), progress: progress)
+                                        noises: try NoiseSet([WindowNoise(try noises.slice(k..<(k + 1)).sources[0], window: n)], batch: 1),
+                                        progress: progress)
                 for y in 0..<window.h {
                     for x in 0..<window.w where !keep[y * window.w + x] {
                         let s = (y0 + y) * w + x0 + x

@@ -14,10 +14,14 @@ enum SeamHarmonizer {
     static let iterations = 400
     static let omega: Float = 1.9
 
+    /// Regions larger than this are left as they are (memory and time grow with the region; 400 sweeps would not
+    /// reach across them anyway).
+    static let maxRegion = 1 << 20
+
     static func apply(generated: [UInt8], source: PNGImage, mask: EditMask) -> [UInt8] {
         let (w, h) = (mask.width, mask.height)
         let region = (0..<(w * h)).filter { !mask.keep[$0] }
-        guard !region.isEmpty, region.count < w * h else { return generated }
+        guard !region.isEmpty, region.count < w * h, region.count <= maxRegion else { return generated }
         let gen = generated.map { Float($0) }
         func src(_ i: Int, _ c: Int) -> Float { Float(source.pixels[i * source.channels + c]) }
         // neighbours of each region pixel: another region pixel (index into c) or a kept pixel (a fixed boundary value)

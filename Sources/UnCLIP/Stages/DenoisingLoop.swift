@@ -16,6 +16,8 @@ public struct StepInfo: Sendable {
     public let target: Int
     public let timesteps: [Int]
     public let images: Range<Int>
+    /// Which run of the step this is (0 without resampling; 0…r−1 with `resamples` = r).
+    public let resample: Int
 }
 
 /// Called after every step with the new sample (B images in the engine's layout); may change it — known-region
@@ -89,7 +91,7 @@ public struct DenoisingLoop {
                 x = try scheduler.step(modelOutput: eps, predictedVariance: scheduler.usesPredictedVariance ? variance : nil,
                                        step: i, timesteps: timesteps, sample: x, noise: z)
                 if let onStep {
-                    try onStep(StepInfo(index: i, timestep: t, target: target, timesteps: timesteps, images: images ?? 0..<b), &x)
+                    try onStep(StepInfo(index: i, timestep: t, target: target, timesteps: timesteps, images: images ?? 0..<b, resample: k), &x)
                 }
                 guard k + 1 < resamples, target >= 0, target < t else { break }
                 // back up the chain from `target` to t (q(x_t | x_target))
