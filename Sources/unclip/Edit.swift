@@ -13,6 +13,11 @@ struct EditSamplingOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Smooth the regenerated region's colour into the kept pixels at the border (Poisson-style; kept pixels never change).")
     var harmonize = true
 
+    func apply(to o: inout GenerationOptions) {
+        o.resamples = resamples
+        o.harmonize = harmonize
+    }
+
     func validate() throws {
         guard (1...GenerationOptions.maxResamples).contains(resamples) else {
             throw ValidationError("--resamples must be in 1...\(GenerationOptions.maxResamples) (got \(resamples))")
@@ -48,9 +53,6 @@ struct Edit: ParsableCommand {
         try checkPrompt(prompt)
         guard EditMask.Mode(rawValue: maskMode) != nil else { throw ValidationError("--mask-mode must be alpha or luminance (got '\(maskMode)')") }
         if mask == nil, maskMode != "alpha" { throw ValidationError("--mask-mode luminance needs --mask") }
-        try checkSteps("--prior-steps", prior.priorSteps)
-        try checkGuidance("--prior-guidance", prior.priorGuidance)
-        try checkDecoder(decoder)
     }
 
     /// The source and its mask, checked before any work.
@@ -78,13 +80,11 @@ struct Edit: ParsableCommand {
         let (source, m, digest) = try inputs()
         try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .edit) { pipe, opts, noises, progress in
             var o = opts
-            o.priorSteps = prior.priorSteps ?? o.priorSteps
-            o.priorGuidance = prior.priorGuidance ?? o.priorGuidance
-            o.resamples = editing.resamples
-            o.harmonize = editing.harmonize
+            prior.apply(to: &o)
+            editing.apply(to: &o)
             let (images, stages) = try pipe.edit(image: source, mask: m, prompt: prompt, options: o, noises: noises, progress: progress)
             var meta = ImageMetadata()
-            (meta.kind, meta.prompt, meta.priorSteps, meta.priorGuidance) = (.edit, prompt, o.priorSteps, o.priorGuidance)
+            meta.prompt = prompt
             meta.source = (image as NSString).lastPathComponent
             meta.extra = [("mask sha256", digest), ("mask", mask.map { ($0 as NSString).lastPathComponent } ?? "the image's alpha"),
                           ("mask mode", maskMode), ("resamples", "\(o.resamples)"), ("harmonize", "\(o.harmonize)"),
@@ -124,9 +124,6 @@ struct Extend: ParsableCommand {
         for p in prompts { try checkPrompt(p) }
         do { try CanvasGrowth(left: left, right: right, up: up, down: down).validate() } catch { throw ValidationError("\(error)") }
         guard overlap.isFinite, (0.25...0.9).contains(overlap) else { throw ValidationError("--overlap must be in 0.25...0.9 (got \(overlap))") }
-        try checkSteps("--prior-steps", prior.priorSteps)
-        try checkGuidance("--prior-guidance", prior.priorGuidance)
-        try checkDecoder(decoder)
     }
 
     func run() throws {
@@ -134,14 +131,12 @@ struct Extend: ParsableCommand {
         let growth = CanvasGrowth(left: left, right: right, up: up, down: down)
         try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .extend) { pipe, opts, noises, progress in
             var o = opts
-            o.priorSteps = prior.priorSteps ?? o.priorSteps
-            o.priorGuidance = prior.priorGuidance ?? o.priorGuidance
-            o.resamples = editing.resamples
-            o.harmonize = editing.harmonize
+            prior.apply(to: &o)
+            editing.apply(to: &o)
             let (images, windows) = try pipe.extend(image: source, growth: growth, prompts: prompts, overlap: overlap, options: o,
                                                     noises: noises, progress: progress)
             var meta = ImageMetadata()
-            (meta.kind, meta.prompt, meta.priorSteps, meta.priorGuidance) = (.extend, prompt, o.priorSteps, o.priorGuidance)
+            meta.prompt = prompt
             meta.source = (image as NSString).lastPathComponent
             meta.extra = [("growth", "left \(left) right \(right) up \(up) down \(down)"), ("overlap", "\(overlap)"),
                           ("windows", "\(windows)"), ("resamples", "\(o.resamples)"), ("harmonize", "\(o.harmonize)")]

@@ -18,28 +18,18 @@ struct Generate: ParsableCommand {
     func validate() throws {
         guard !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw ValidationError("the prompt is empty") }
         guard !prompt.utf8.contains(0) else { throw ValidationError("the prompt contains a NUL character") }
-        try checkSteps("--prior-steps", prior.priorSteps)
-        try checkGuidance("--prior-guidance", prior.priorGuidance)
-        try checkDecoder(decoder)
     }
 
     func run() throws {
         try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .textToImage) { pipe, opts, noises, progress in
             var o = opts
-            o.priorSteps = prior.priorSteps ?? o.priorSteps
-            o.priorGuidance = prior.priorGuidance ?? o.priorGuidance
+            prior.apply(to: &o)
             let (images, stages) = try pipe.generate(prompt: prompt, options: o, noises: noises, progress: progress)
             var meta = ImageMetadata()
-            (meta.kind, meta.prompt, meta.priorSteps, meta.priorGuidance) = (.textToImage, prompt, o.priorSteps, o.priorGuidance)
+            meta.prompt = prompt
             return (images, stages, meta, o)
         }
     }
-}
-
-func checkDecoder(_ d: DecoderOptions) throws {
-    try checkSteps("--decoder-steps", d.decoderSteps)
-    try checkSteps("--super-res-steps", d.superResSteps)
-    try checkGuidance("--decoder-guidance", d.decoderGuidance)
 }
 
 struct Vary: ParsableCommand {
@@ -53,14 +43,11 @@ struct Vary: ParsableCommand {
     @OptionGroup(title: "Output") var output: OutputOptions
     @OptionGroup(title: "Runtime") var runtime: ThreadOptions
 
-    func validate() throws { try checkDecoder(decoder) }
-
     func run() throws {
         try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .variation) { pipe, opts, noises, progress in
             let input = try PNGImage.read(image)
             let (images, stages) = try pipe.vary(images: [PNGImage](repeating: input, count: opts.count), options: opts, noises: noises, progress: progress)
             var meta = ImageMetadata()
-            meta.kind = .variation
             meta.source = (image as NSString).lastPathComponent  // the name only: no local paths in shared images
             // the source's own prompt, when it recorded one (a variation of a variation: its source's)
             let text = (try? PNGText.read(image)) ?? []
@@ -96,6 +83,8 @@ struct GenerationRun {
         let (images, stages, base, used) = try body(pipe, opts, noises, progress.handler)
         progress.finish(output.count == 1 ? "done" : "\(output.count) images")
         var meta = base
+        meta.kind = kind
+        if kind != .variation { (meta.priorSteps, meta.priorGuidance) = (used.priorSteps, used.priorGuidance) }
         meta.decoderSteps = used.decoderSteps
         meta.decoderGuidance = used.decoderGuidance
         meta.superResSteps = used.superResSteps

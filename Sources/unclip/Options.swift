@@ -59,12 +59,29 @@ struct NoiseOptions: ParsableArguments {
 struct PriorOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Prior denoising steps (default 25).", valueName: "n")) var priorSteps: Int?
     @Option(help: ArgumentHelp("Prior classifier-free guidance (default 4.0).", valueName: "g")) var priorGuidance: Float?
+
+    func validate() throws {
+        try checkSteps("--prior-steps", priorSteps)
+        try checkGuidance("--prior-guidance", priorGuidance)
+    }
+
+    /// The flags over the defaults (diffusers', then the model's).
+    func apply(to o: inout GenerationOptions) {
+        o.priorSteps = priorSteps ?? o.priorSteps
+        o.priorGuidance = priorGuidance ?? o.priorGuidance
+    }
 }
 
 struct DecoderOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Decoder denoising steps (default 25).", valueName: "n")) var decoderSteps: Int?
     @Option(help: ArgumentHelp("Super-resolution denoising steps (default 7).", valueName: "n")) var superResSteps: Int?
     @Option(help: ArgumentHelp("Decoder classifier-free guidance (default 8.0, or the model's own).", valueName: "g")) var decoderGuidance: Float?
+
+    func validate() throws {
+        try checkSteps("--decoder-steps", decoderSteps)
+        try checkSteps("--super-res-steps", superResSteps)
+        try checkGuidance("--decoder-guidance", decoderGuidance)
+    }
 }
 
 enum SamplerName: String, ExpressibleByArgument, CaseIterable { case unclip, ddim }
