@@ -42,7 +42,7 @@ let package = Package(
             path: "Sources/CImageIO",
             publicHeadersPath: "include",
             cSettings: [.unsafeFlags(["-O2"])],
-            linkerSettings: [.linkedLibrary("png16")]
+            linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]
         ),
         .target(
             name: "UnCLIP",

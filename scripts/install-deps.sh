@@ -3,8 +3,9 @@
 #   libopenblas-dev  OpenBLAS, the benchmark's sgemm baseline
 #   libomp-dev       LLVM's OpenMP runtime and omp.h (kernel threads)
 #   libpng-dev       PNG reading and writing
+#   zlib1g-dev       zlib (the animated-PNG writer compresses its frames)
 set -euo pipefail
-pkgs=(libopenblas-dev libomp-dev libpng-dev)
+pkgs=(libopenblas-dev libomp-dev libpng-dev zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

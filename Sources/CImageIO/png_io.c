@@ -1,6 +1,7 @@
 #include "cimageio.h"
 
 #include <png.h>
+#include <zlib.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,3 +158,23 @@ int ci_png_write(const char *path, int width, int height, int channels, const ui
     }
     return 0;
 }
+
+int ci_zlib_compress(const uint8_t *src, size_t n, uint8_t **out, size_t *outlen, char *err, size_t errlen) {
+    uLongf cap = compressBound((uLong)n);
+    uint8_t *buf = malloc(cap ? cap : 1);
+    if (!buf) {
+        snprintf(err, errlen, "out of memory compressing %zu bytes", n);
+        return -1;
+    }
+    int rc = compress2(buf, &cap, src, (uLong)n, 9);
+    if (rc != Z_OK) {
+        free(buf);
+        snprintf(err, errlen, "zlib compress2 failed (%d)", rc);
+        return -1;
+    }
+    *out = buf;
+    *outlen = (size_t)cap;
+    return 0;
+}
+
+uint32_t ci_crc32(uint32_t crc, const uint8_t *data, size_t n) { return (uint32_t)crc32(crc, data, (uInt)n); }

@@ -10,17 +10,26 @@ struct EditSamplingOptions: ParsableArguments {
 
     static let defaultResamples = 1
 
+    @Option(help: ArgumentHelp("Draw this many prior samples and decode the one whose CLIP embedding is closest to the kept content's (1 = the first sample; default \(EditSamplingOptions.defaultPriorCandidates)).", valueName: "k"))
+    var priorCandidates: Int = EditSamplingOptions.defaultPriorCandidates
+
+    static let defaultPriorCandidates = 1
+
     @Flag(inversion: .prefixedNo, help: "Smooth the regenerated region's colour into the kept pixels at the border (Poisson-style; kept pixels never change).")
     var harmonize = true
 
     func apply(to o: inout GenerationOptions) {
         o.resamples = resamples
+        o.priorCandidates = priorCandidates
         o.harmonize = harmonize
     }
 
     func validate() throws {
         guard (1...GenerationOptions.maxResamples).contains(resamples) else {
             throw ValidationError("--resamples must be in 1...\(GenerationOptions.maxResamples) (got \(resamples))")
+        }
+        guard (1...GenerationOptions.maxPriorCandidates).contains(priorCandidates) else {
+            throw ValidationError("--prior-candidates must be in 1...\(GenerationOptions.maxPriorCandidates) (got \(priorCandidates))")
         }
     }
 }
@@ -87,7 +96,7 @@ struct Edit: ParsableCommand {
             meta.prompt = prompt
             meta.source = (image as NSString).lastPathComponent
             meta.extra = [("mask sha256", digest), ("mask", mask.map { ($0 as NSString).lastPathComponent } ?? "the image's alpha"),
-                          ("mask mode", maskMode), ("resamples", "\(o.resamples)"), ("harmonize", "\(o.harmonize)"),
+                          ("mask mode", maskMode), ("resamples", "\(o.resamples)"), ("prior candidates", "\(o.priorCandidates)"), ("harmonize", "\(o.harmonize)"),
                           ("regenerated pixels", "\(m.regenerated)")]
             return (images, stages, meta, o)
         }
@@ -139,7 +148,7 @@ struct Extend: ParsableCommand {
             meta.prompt = prompt
             meta.source = (image as NSString).lastPathComponent
             meta.extra = [("growth", "left \(left) right \(right) up \(up) down \(down)"), ("overlap", "\(overlap)"),
-                          ("windows", "\(windows)"), ("resamples", "\(o.resamples)"), ("harmonize", "\(o.harmonize)")]
+                          ("windows", "\(windows)"), ("resamples", "\(o.resamples)"), ("prior candidates", "\(o.priorCandidates)"), ("harmonize", "\(o.harmonize)")]
             return (images, StageOutputs(), meta, o)
         }
     }

@@ -13,5 +13,10 @@ int ci_png_read(const char *path, size_t max_pixels, int *width, int *height, in
 // Writes 8-bit RGB (3) or RGBA (4) with optional text chunks (iTXt: UTF-8, uncompressed). Returns 0, or -1 with err set.
 int ci_png_write(const char *path, int width, int height, int channels, const uint8_t *data,
                  const char *const *text_keys, const char *const *text_values, int ntext, char *err, size_t errlen);
+// zlib (RFC 1950) compression of n bytes at level 9, for the APNG writer's frame data. *out is malloc'd (free with
+// ci_free), *outlen its size. Returns 0, or -1 with err set.
+int ci_zlib_compress(const uint8_t *src, size_t n, uint8_t **out, size_t *outlen, char *err, size_t errlen);
+// CRC-32 (ISO 3309, as PNG chunks use) of n bytes, continuing from crc (0 to start).
+uint32_t ci_crc32(uint32_t crc, const uint8_t *data, size_t n);
 void ci_free(void *p);
 #endif

@@ -26,6 +26,14 @@ extension UnCLIPPipeline {
         return KnownRegion(values: resized.toArray(), known: mask.resized(width: size, height: size, footprintOnly: true), size: size)
     }
 
+    /// The kept pixels, the regenerated ones filled from the nearest kept (what the edit must agree with): RGB.
+    static func keptContent(_ image: PNGImage, mask: EditMask) throws -> PNGImage {
+        let n = image.width * image.height
+        var rgb = [Float](repeating: 0, count: n * 3)
+        for i in 0..<n { for c in 0..<3 { rgb[i * 3 + c] = Float(image.pixels[i * image.channels + c]) } }
+        return try PNGImage(width: image.width, height: image.height, channels: 3, pixels: mask.filled(rgb).map { UInt8(min(max($0, 0), 255)) })
+    }
+
     /// A hook that puts q(x_target | source) into the known region of every image of the chunk.
     static func knownRegionHook(_ region: KnownRegion, stage: String, scheduler: any Scheduler, noise: NoiseSet) -> StepHook {
         let per = region.size * region.size * 3
@@ -58,7 +66,8 @@ extension UnCLIPPipeline {
         guard mask.regenerated > 0 else {
             throw UnCLIPError.invalidArgument(name: "mask", detail: "no pixel is marked for editing (alpha 0, or white with --mask-mode luminance): nothing to edit")
         }
-        let (text, imageEmbeds, encoded) = try encodeAndPrior(prompt: prompt, options: options, noises: noises, progress: progress)
+        let (text, imageEmbeds, encoded) = try encodeAndPrior(prompt: prompt, options: options, noises: noises,
+                                                              reference: try Self.keptContent(image, mask: mask), progress: progress)
         var stages = encoded
         let cfg = text.guided
 

@@ -8,7 +8,7 @@ import Foundation
 /// - XMP (`XML:com.adobe.xmp`) marking the image as AI-generated with IPTC's digital source type
 ///   trainedAlgorithmicMedia, and `Software`.
 public struct ImageMetadata: Sendable {
-    public enum Kind: String, Sendable { case textToImage = "text-to-image", variation, edit, extend }
+    public enum Kind: String, Sendable { case textToImage = "text-to-image", variation, edit, extend, interpolation, textDiff = "text-diff" }
 
     public var kind: Kind = .textToImage
     public var prompt = ""
@@ -48,6 +48,8 @@ public struct ImageMetadata: Sendable {
         case .variation: t.append(("variation of", source ?? ""))
         case .edit: t += [("prompt", prompt), ("edit of", source ?? "")]
         case .extend: t += [("prompt", prompt), ("extension of", source ?? "")]
+        case .interpolation: t += [("prompt", prompt), ("interpolation of", source ?? "")]
+        case .textDiff: t += [("prompt", prompt), ("text diff of", source ?? "")]
         }
         if let sourcePrompt { t.append(("source prompt", sourcePrompt)) }
         t.append(("noise", noiseFile ?? "seed \(seed ?? 0)"))

@@ -20,17 +20,14 @@ public struct CanvasGrowth: Sendable, Equatable {
     }
 }
 
-/// A window's own draws: window n > 0 of an extension names its draws `extend.window.<n>.<name>`, so no two windows
-/// replay the same noise from a noise file (a seeded source draws afresh anyway; window 0 draws as a plain edit).
-final class WindowNoise: NoiseSource {
-    let source: NoiseSource, window: Int
-    init(_ source: NoiseSource, window: Int) { (self.source, self.window) = (source, window) }
-    func draw(_ name: String, shape: [Int]) throws -> [Float] {
-        try source.draw(window == 0 ? name : "extend.window.\(window).\(name)", shape: shape)
-    }
-}
-
 extension UnCLIPPipeline {
+    /// A window's own draws: window n > 0 of an extension names its draws `extend.window.<n>.<name>`, so no two
+    /// windows replay the same noise from a noise file (a seeded source draws afresh anyway; window 0 draws as a
+    /// plain edit).
+    static func windowNoise(_ image: NoiseSet, window n: Int) throws -> NoiseSet {
+        n == 0 ? image : try NoiseSet([RenamedNoise(image.sources[0], prefix: "extend.window.\(n).")], batch: 1)
+    }
+
     /// The most windows one extension paints.
     public static let maxWindows = 256
 
@@ -108,7 +105,7 @@ extension UnCLIPPipeline {
                 let (out, _) = try edit(image: try PNGImage(width: window.w, height: window.h, channels: 3, pixels: crop),
                                         mask: try EditMask(width: window.w, height: window.h, keep: keep),
                                         prompt: prompts[min(n, prompts.count - 1)], options: one,
-                                        noises: try NoiseSet([WindowNoise(try noises.slice(k..<(k + 1)).sources[0], window: n)], batch: 1),
+                                        noises: try Self.windowNoise(try noises.slice(k..<(k + 1)), window: n),
                                         progress: progress)
                 for y in 0..<window.h {
                     for x in 0..<window.w where !keep[y * window.w + x] {

@@ -16,6 +16,10 @@ public struct GenerationOptions: Sendable {
     /// Edits: RePaint resampling of each decoder and super-res step (1 = none).
     public var resamples = 1
     public static let maxResamples = 10
+    /// Edits: how many prior samples to draw; the one whose embedding is closest (cosine) to the CLIP image
+    /// embedding of the kept content is decoded (1 = the prior's first sample, as text → image).
+    public var priorCandidates = 1
+    public static let maxPriorCandidates = 16
     /// Edits: smooth the regenerated region's colour into the kept pixels at the border (SeamHarmonizer).
     public var harmonize = true
     public init() {}
@@ -40,6 +44,9 @@ public struct GenerationOptions: Sendable {
         if case .ddim(let o) = sampler { try o.validate() }
         guard (1...Self.maxResamples).contains(resamples) else {
             throw UnCLIPError.invalidArgument(name: "resamples", detail: "\(resamples) must be in 1...\(Self.maxResamples)")
+        }
+        guard (1...Self.maxPriorCandidates).contains(priorCandidates) else {
+            throw UnCLIPError.invalidArgument(name: "prior candidates", detail: "\(priorCandidates) must be in 1...\(Self.maxPriorCandidates)")
         }
         if let m = maxBatch, !(1...Self.maxCount).contains(m) {
             throw UnCLIPError.invalidArgument(name: "max batch", detail: "\(m) must be in 1...\(Self.maxCount)")
@@ -129,14 +136,37 @@ public final class UnCLIPPipeline {
     }
 
     /// The text encoder and the prior for `options.count` images of `prompt`; the stage outputs so far.
-    func encodeAndPrior(prompt: String, options: GenerationOptions, noises: NoiseSet,
+    /// With `reference` and `options.priorCandidates` K > 1, the prior runs K times (candidate k > 0 on the draws
+    /// `noises.fork("prior.candidate.<k>")`) and each image keeps the candidate closest to the reference's embedding.
+    func encodeAndPrior(prompt: String, options: GenerationOptions, noises: NoiseSet, reference: PNGImage? = nil,
                         progress: ProgressHandler?) throws -> (TextConditioning, Tensor, StageOutputs) {
         // diffusers: do_classifier_free_guidance = prior_guidance_scale > 1 or decoder_guidance_scale > 1
         let cfg = options.priorGuidance > 1 || options.decoderGuidance > 1
         var stages = StageOutputs()
         let text = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [String](repeating: prompt, count: options.count), guided: cfg)
         (stages.textEmbeds, stages.textHidden) = try text.conditional()
-        let imageEmbeds = try PriorStage(stageModel)(text, settings: options.prior(guided: cfg), noise: noises, progress: progress)
+        var imageEmbeds = try PriorStage(stageModel)(text, settings: options.prior(guided: cfg), noise: noises, progress: progress)
+        if let reference, options.priorCandidates > 1 {
+            try stageModel.require(["image_encoder", "feature_extractor"], for: "ranking the prior's candidates")
+            let target = try ImageEncoderStage(stageModel)([reference]).toArray()                            // [E]
+            var best = imageEmbeds.toArray()                                                                 // [B, E]
+            let e = target.count, b = options.count
+            func cosine(_ v: ArraySlice<Float>) -> Float {
+                var dot: Float = 0, vv: Float = 0, tt: Float = 0
+                for (x, y) in zip(v, target) { dot += x * y; vv += x * x; tt += y * y }
+                return dot / max((vv * tt).squareRoot(), .leastNormalMagnitude)
+            }
+            var score = (0..<b).map { cosine(best[($0 * e)..<(($0 + 1) * e)]) }
+            for k in 1..<options.priorCandidates {
+                let c = try PriorStage(stageModel)(text, settings: options.prior(guided: cfg), noise: try noises.fork("prior.candidate.\(k)"),
+                                                   progress: progress).toArray()                             // [B, E]
+                for j in 0..<b {
+                    let sc = cosine(c[(j * e)..<((j + 1) * e)])
+                    if sc > score[j] { score[j] = sc; best.replaceSubrange((j * e)..<((j + 1) * e), with: c[(j * e)..<((j + 1) * e)]) }
+                }
+            }
+            imageEmbeds = try Tensor(shape: [b, e], values: best)
+        }
         stages.imageEmbeds = imageEmbeds
         return (text, imageEmbeds, stages)
     }

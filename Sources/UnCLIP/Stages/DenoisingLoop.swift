@@ -155,8 +155,14 @@ public struct NoiseSet {
         return try NoiseSet([RowsOfBatch(sources[0], batch: batch, rows: r)], batch: r.count)
     }
 
+    /// Independent draws for another run of a stage (the prior's candidates), named `label`: each source's fork
+    /// (`NoiseSource.fork`); the draws of `self` are not changed by it.
+    public func fork(_ label: String) throws -> NoiseSet {
+        try NoiseSet(sources.map { $0.fork(label) }, batch: batch)
+    }
+
     /// Whether the batch may run in chunks (each image has its own source, or the batch's draws are replayed).
-    public var splittable: Bool { sources.count == batch || sources[0] is ReplayNoise }
+    public var splittable: Bool { sources.count == batch || sources[0].replayed }
 
     /// `name` for the whole batch in the engine's layout; `itemShape` is one image's NCHW shape ([E] or [c, h, w]).
     public func draw(_ name: String, itemShape: [Int]) throws -> [Float] {
@@ -182,6 +188,15 @@ enum BatchChunks {
     }
 }
 
+/// Every draw of `source` under `prefix + name` (a replayed source's fork).
+final class RenamedNoise: NoiseSource {
+    let source: NoiseSource, prefix: String
+    init(_ source: NoiseSource, prefix: String) { (self.source, self.prefix) = (source, prefix) }
+    func draw(_ name: String, shape: [Int]) throws -> [Float] { try source.draw(prefix + name, shape: shape) }
+    func fork(_ label: String) -> NoiseSource { RenamedNoise(source, prefix: prefix + label + "/") }
+    var replayed: Bool { source.replayed }
+}
+
 /// Rows `rows` of every draw of a replayed batch (one image's rows are contiguous in the engine's layout).
 final class RowsOfBatch: NoiseSource {
     let source: NoiseSource, batch: Int, rows: Range<Int>
@@ -192,4 +207,6 @@ final class RowsOfBatch: NoiseSource {
         let per = all.count / batch
         return Array(all[(rows.lowerBound * per)..<(rows.upperBound * per)])
     }
+    func fork(_ label: String) -> NoiseSource { RowsOfBatch(source.fork(label), batch: batch, rows: rows) }
+    var replayed: Bool { source.replayed }
 }

@@ -7,6 +7,16 @@ public protocol NoiseSource: AnyObject {
     /// `count` values for the draw `name` with NCHW shape `shape` (or [B, E]), returned in the engine's layout
     /// (NHWC for images).
     func draw(_ name: String, shape: [Int]) throws -> [Float]
+    /// An independent source named `label` whose draws do not disturb this one's: a replayed source reads the
+    /// draws `label/<name>` from the same file; a seeded one starts a generator seeded from its state and the label.
+    func fork(_ label: String) -> NoiseSource
+    /// Whether the draws are replayed by name (so a batch's rows can be taken apart).
+    var replayed: Bool { get }
+}
+
+extension NoiseSource {
+    public func fork(_ label: String) -> NoiseSource { RenamedNoise(self, prefix: label + "/") }
+    public var replayed: Bool { false }
 }
 
 /// Replays the draws of a noise file; every draw must be present with the expected shape.
@@ -25,6 +35,8 @@ public final class ReplayNoise: NoiseSource {
         let v = try file.readFloats(name)
         return shape.count == 4 ? NoiseLayout.nchwToNHWC(v, shape) : v
     }
+
+    public var replayed: Bool { true }
 }
 
 /// Standard normal draws from a seeded generator (xoshiro256** with splitmix64 seeding, Box–Muller in double).
@@ -50,6 +62,13 @@ public final class SeededNoise: NoiseSource {
         s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3; s.2 ^= t
         s.3 = s.3 << 45 | s.3 >> 19
         return result
+    }
+
+    /// A generator seeded from this one's state and `label` (FNV-1a), leaving this one's sequence as it was.
+    public func fork(_ label: String) -> NoiseSource {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in label.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return SeededNoise(seed: s.0 ^ s.1 &* 3 ^ s.2 &* 5 ^ s.3 &* 7 ^ h)
     }
 
     func uniform() -> Double { (Double(next() >> 11) + 0.5) / 9007199254740992.0 }  // (0, 1)

@@ -1,0 +1,247 @@
+import Foundation
+
+/// Interpolations and text diffs (Ramesh et al. 2022, §3): an image is the pair (z_i, x_T) of its CLIP image
+/// embedding and the decoder's DDIM-inverted latent; frames move z_i (and slerp or fix x_T) and decode each with DDIM
+/// (eta 0, clip_sample off: clamping x₀ is not invertible). Super-resolution runs per frame with the same draws for
+/// every frame, so frames differ only where their decoder images do.
+public struct MorphOptions: Sendable {
+    /// Steps, guidance and the super-res sampler; `count` and the decoder's sampler are set per command.
+    public var generation = GenerationOptions()
+    public var frames = 8
+    public static let maxFrames = 120
+    public init() {}
+
+    func validate() throws {
+        try generation.validate()
+        guard (2...Self.maxFrames).contains(frames) else {
+            throw UnCLIPError.invalidArgument(name: "frames", detail: "\(frames) must be in 2...\(Self.maxFrames)")
+        }
+    }
+
+    /// The decoder's sampler for inversion and decoding: DDIM, eta 0, clip_sample off (DDIMScheduler's other defaults).
+    static let decoderDDIM = DDIMScheduler.Options(eta: 0, clipSample: false)
+}
+
+/// An image as unCLIP encodes it: the CLIP image embedding and the decoder's x_T (NHWC) that regenerates it.
+public struct ImageLatent: Sendable {
+    public let embedding: [Float]      // [E]
+    public let noise: [Float]          // [s, s, c]
+}
+
+/// The frames of a morph and what they were made from.
+public struct MorphResult {
+    public let frames: [PNGImage]
+    /// Text diffs: frame 0 against the input at the output's size (dB); interpolations: both ends.
+    public let reconstructionPSNR: [Double]
+    /// θ of each frame.
+    public let thetas: [Float]
+}
+
+/// Every image of a batch gets the same draws: the first image's draw of each name is replayed to the others (a
+/// frame's super-resolution noise equals every other frame's).
+final class SharedDraws: NoiseSource {
+    let source: NoiseSource
+    var drawn: [String: [Float]] = [:]
+    init(_ source: NoiseSource) { self.source = source }
+    func draw(_ name: String, shape: [Int]) throws -> [Float] {
+        if let v = drawn[name] { return v }
+        let v = try source.draw(name, shape: shape)
+        drawn[name] = v
+        return v
+    }
+    var replayed: Bool { source.replayed }
+}
+
+extension UnCLIPPipeline {
+    /// `frames` draws that are all the same (`SharedDraws` over `noise`).
+    static func sharedNoise(_ noise: NoiseSource, frames: Int) throws -> NoiseSet {
+        let shared = SharedDraws(noise)
+        return try NoiseSet([NoiseSource](repeating: shared, count: frames), batch: frames)
+    }
+
+    /// The empty prompt's conditioning for `batch` frames (the decoder is conditioned on the embedding alone, as in
+    /// variations).
+    func emptyText(batch: Int, guided: Bool) throws -> TextConditioning {
+        try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [String](repeating: "", count: batch), guided: guided)
+    }
+
+    func decoderSettings(_ o: MorphOptions, guided: Bool) -> SamplingSettings {
+        SamplingSettings(steps: o.generation.decoderSteps, sampler: .ddim(MorphOptions.decoderDDIM),
+                         guidance: guided ? o.generation.decoderGuidance : nil, maxBatch: o.generation.maxBatch)
+    }
+
+    /// (z_i, x_T) of `image` (any size: resized, antialiased, to the decoder's resolution).
+    public func encode(image: PNGImage, options: MorphOptions, progress: ProgressHandler? = nil) throws -> ImageLatent {
+        try stageModel.require(Self.decoderComponents + ["image_encoder", "feature_extractor"], for: "image inversion")
+        let embedding = try ImageEncoderStage(stageModel)([image])                                          // [1, E]
+        let guided = options.generation.decoderGuidance > 1
+        let size = try UNet.Config(try stageModel.config("decoder"), conditioned: true).sampleSize
+        let x0 = try Self.imageTensor(image, size: size)                                                    // [1, s, s, 3]
+        let noise = try DecoderStage(stageModel).invert(image: x0, imageEmbeds: embedding, text: try emptyText(batch: 1, guided: guided),
+                                                        steps: options.generation.decoderSteps,
+                                                        guidance: guided ? options.generation.decoderGuidance : nil,
+                                                        options: MorphOptions.decoderDDIM, progress: progress)
+        return ImageLatent(embedding: embedding.toArray(), noise: noise)
+    }
+
+    /// An image as values in [−1, 1], resized to size × size: [1, size, size, 3].
+    static func imageTensor(_ image: PNGImage, size: Int) throws -> Tensor {
+        let n = image.width * image.height
+        var rgb = [Float](repeating: 0, count: n * 3)
+        for i in 0..<n { for c in 0..<3 { rgb[i * 3 + c] = Float(image.pixels[i * image.channels + c]) / 127.5 - 1 } }
+        let t = try Tensor(shape: [1, image.height, image.width, 3], values: rgb)
+        return image.width == size && image.height == size ? t : try Ops.resizeBicubicAntialias(t, height: size, width: size)
+    }
+
+    /// Decodes one frame per (embedding, x_T) with DDIM and upscales each with the same draws.
+    func decodeFrames(embeddings: [[Float]], latents: [[Float]], options: MorphOptions, noise: NoiseSource,
+                      progress: ProgressHandler?) throws -> [PNGImage] {
+        let n = embeddings.count
+        let guided = options.generation.decoderGuidance > 1
+        let shared = try Self.sharedNoise(noise, frames: n)
+        let embeds = try Tensor(shape: [n, embeddings[0].count], values: embeddings.flatMap { $0 })         // [N, E]
+        let small = try DecoderStage(stageModel)(imageEmbeds: embeds, text: try emptyText(batch: n, guided: guided),
+                                                 settings: decoderSettings(options, guided: guided), noise: shared,
+                                                 latents: latents.flatMap { $0 }, progress: progress)        // [N, s, s, 3]
+        let final = try SuperResStage(stageModel)(small, settings: options.generation.superRes, noise: shared, progress: progress)
+        return try Self.toImages(final)
+    }
+
+    /// The input as the frames show it: resized to the output's size, RGB.
+    static func asFrame(_ image: PNGImage, like frame: PNGImage) throws -> PNGImage {
+        if image.width == frame.width && image.height == frame.height && image.channels == 3 { return image }
+        let t = try imageTensor(image, size: frame.width).toArray()
+        return try PNGImage(width: frame.width, height: frame.height, channels: 3,
+                            pixels: t.map { UInt8(min(max(($0 + 1) * 127.5, 0), 255).rounded(.toNearestOrEven)) })
+    }
+
+    /// PSNR (dB, 8-bit peak) between two RGB images of one size; +∞ when they are equal.
+    public static func psnr(_ a: PNGImage, _ b: PNGImage) -> Double {
+        precondition(a.width == b.width && a.height == b.height, "psnr of images of different sizes")
+        var se = 0.0
+        for i in 0..<(a.width * a.height) {
+            for c in 0..<3 {
+                let d = Double(a.pixels[i * a.channels + c]) - Double(b.pixels[i * b.channels + c])
+                se += d * d
+            }
+        }
+        let mse = se / Double(a.width * a.height * 3)
+        return mse == 0 ? .infinity : 10 * log10(255 * 255 / mse)
+    }
+
+    static func thetas(_ frames: Int, upTo maxTheta: Float = 1) -> [Float] {
+        (0..<frames).map { maxTheta * Float($0) / Float(frames - 1) }
+    }
+
+    /// How the x_T of an image interpolation's frames is chosen.
+    public enum InterpolationLatents: String, Sendable, CaseIterable {
+        /// slerp of the two images' inverted latents: the end frames reconstruct the inputs
+        case inverted
+        /// one random x_T (the draw `decoder.latents`) for every frame (the paper's figure 4)
+        case fixed
+    }
+
+    /// Frames from image `a` to image `b`: z = slerp(z_a, z_b, θ), x_T by `latents`.
+    public func interpolate(_ a: PNGImage, _ b: PNGImage, latents: InterpolationLatents, options: MorphOptions,
+                            noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
+        try options.validate()
+        try checkSchedules(options.generation, prior: false)
+        let la = try encode(image: a, options: options, progress: progress)
+        let lb = try encode(image: b, options: options, progress: progress)
+        let th = Self.thetas(options.frames)
+        let embeds = try th.map { try Slerp.interpolate(la.embedding, lb.embedding, $0) }
+        let xT: [[Float]]
+        switch latents {
+        case .inverted:
+            xT = try th.map { try Slerp.interpolate(la.noise, lb.noise, $0) }
+        case .fixed:
+            let size = try UNet.Config(try stageModel.config("decoder"), conditioned: true).sampleSize
+            let z = try noise.draw("decoder.latents", shape: [1, 3, size, size])                             // [s, s, 3]
+            let sigma = try options.generation.sampler.scheduler(config: try stageModel.config("decoder_scheduler")).initNoiseSigma
+            xT = [[Float]](repeating: z.map { $0 * sigma }, count: th.count)
+        }
+        let frames = try decodeFrames(embeddings: embeds, latents: xT, options: options, noise: noise, progress: progress)
+        let ends = [Self.psnr(frames[0], try Self.asFrame(a, like: frames[0])), Self.psnr(frames[frames.count - 1], try Self.asFrame(b, like: frames[0]))]
+        return MorphResult(frames: frames, reconstructionPSNR: ends, thetas: th)
+    }
+
+    /// Frames between two prompts through the prior: the prompts' text embeddings and hidden states are slerped
+    /// (per token; the token mask is the union of the two), the prior and the decoder start from one x_T for every
+    /// frame (the draws are shared), so the frames differ only by their conditioning.
+    public func interpolate(fromPrompt: String, toPrompt: String, options: MorphOptions, noise: NoiseSource,
+                            progress: ProgressHandler? = nil) throws -> MorphResult {
+        try options.validate()
+        var one = options.generation
+        one.count = 1
+        try checkPrompted(one, noises: try NoiseSet([noise], batch: 1), for: "prompt interpolation")
+        let g = options.generation
+        let guided = g.priorGuidance > 1 || g.decoderGuidance > 1
+        let n = options.frames, th = Self.thetas(n)
+        let ends = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [fromPrompt, toPrompt], guided: guided)
+        let (embeds, hidden) = try ends.conditional()                                                      // [2, E], [2, L, D]
+        let e = embeds.shape[1], (l, d) = (hidden.shape[1], hidden.shape[2])
+        let ev = embeds.toArray(), hv = hidden.toArray()
+        var frameEmbeds: [Float] = [], frameHidden: [Float] = []
+        for t in th {
+            frameEmbeds += try Slerp.interpolate(Array(ev[0..<e]), Array(ev[e..<(2 * e)]), t)
+            for k in 0..<l {
+                let x = Array(hv[(k * d)..<((k + 1) * d)]), y = Array(hv[((l + k) * d)..<((l + k + 1) * d)])
+                frameHidden += Slerp.norm(x) > 0 && Slerp.norm(y) > 0 ? try Slerp.interpolate(x, y, t) : zip(x, y).map { (1 - t) * $0 + t * $1 }
+            }
+        }
+        let condRow = guided ? 2 : 0
+        let mask = zip(ends.mask[condRow], ends.mask[condRow + 1]).map { $0 || $1 }
+        var promptEmbeds = frameEmbeds, hiddenAll = frameHidden, masks = [[Bool]](repeating: mask, count: n)
+        if guided {   // the unconditional ("") rows first, as TextEncoderStage lays them out
+            let ue = ends.promptEmbeds.toArray(), uh = ends.hidden.toArray()
+            promptEmbeds = Array(repeating: Array(ue[0..<e]), count: n).flatMap { $0 } + frameEmbeds
+            hiddenAll = Array(repeating: Array(uh[0..<(l * d)]), count: n).flatMap { $0 } + frameHidden
+            masks = [[Bool]](repeating: ends.mask[0], count: n) + masks
+        }
+        let rows = guided ? 2 * n : n
+        let text = TextConditioning(promptEmbeds: try Tensor(shape: [rows, e], values: promptEmbeds),
+                                    hidden: try Tensor(shape: [rows, l, d], values: hiddenAll), mask: masks, batch: n, guided: guided)
+        let shared = try Self.sharedNoise(noise, frames: n)
+        var frameOptions = g
+        frameOptions.count = n
+        // the two prompts' image embeddings from the prior (the same draws for both), slerped
+        let endEmbeds = try PriorStage(stageModel)(ends, settings: frameOptions.prior(guided: guided), noise: try Self.sharedNoise(noise, frames: 2),
+                                                   progress: progress).toArray()                            // [2, E']
+        let ie = endEmbeds.count / 2
+        let imageEmbeds = try Tensor(shape: [n, ie], values: try th.flatMap { try Slerp.interpolate(Array(endEmbeds[0..<ie]), Array(endEmbeds[ie...]), $0) })
+        let small = try DecoderStage(stageModel)(imageEmbeds: imageEmbeds, text: text, settings: frameOptions.decoder(guided: guided),
+                                                 noise: shared, progress: progress)
+        let final = try SuperResStage(stageModel)(small, settings: frameOptions.superRes, noise: shared, progress: progress)
+        return MorphResult(frames: try Self.toImages(final), reconstructionPSNR: [], thetas: th)
+    }
+
+    /// The most a text diff turns the image embedding (θ, a fraction of the angle to z_d).
+    public static let maxTextDiffTheta: Float = 1
+
+    /// A text diff: z_d = normalize(z_t(to) − z_t(from)) (`from` nil: the empty caption is the baseline); frame k
+    /// decodes slerp(z_i, |z_i|·z_d, θ_k) with θ rising linearly from 0 to `maxTheta`, from the image's inverted x_T
+    /// (the same for every frame). Frame 0 reconstructs the input.
+    public func textDiff(image: PNGImage, from: String?, to: String, maxTheta: Float, options: MorphOptions,
+                         noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
+        try options.validate()
+        guard maxTheta.isFinite, maxTheta > 0, maxTheta <= Self.maxTextDiffTheta else {
+            throw UnCLIPError.invalidArgument(name: "max theta", detail: "\(maxTheta) must be in (0, \(Self.maxTextDiffTheta)]")
+        }
+        try checkSchedules(options.generation, prior: false)
+        let captions = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [from ?? "", to], guided: false)
+        let z = captions.promptEmbeds.toArray(), e = captions.promptEmbeds.shape[1]
+        let diff = (0..<e).map { z[e + $0] - z[$0] }
+        let length = Slerp.norm(diff), scale = Slerp.norm(Array(z[e..<(2 * e)]))
+        guard length > 1e-6 * max(scale, 1e-30) else {
+            throw UnCLIPError.invalidArgument(name: "to", detail: "'\(to)' and '\(from ?? "")' have the same text embedding: a text diff needs two different captions")
+        }
+        let latent = try encode(image: image, options: options, progress: progress)
+        let zi = Slerp.norm(latent.embedding)
+        let zd = diff.map { Float(Double($0) / length * zi) }                                              // |z_i|·z_d
+        let th = Self.thetas(options.frames, upTo: maxTheta)
+        let embeds = try th.map { try Slerp.interpolate(latent.embedding, zd, $0) }
+        let frames = try decodeFrames(embeddings: embeds, latents: [[Float]](repeating: latent.noise, count: th.count),
+                                      options: options, noise: noise, progress: progress)
+        return MorphResult(frames: frames, reconstructionPSNR: [Self.psnr(frames[0], try Self.asFrame(image, like: frames[0]))], thetas: th)
+    }
+}

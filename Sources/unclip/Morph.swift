@@ -1,0 +1,219 @@
+import ArgumentParser
+import CLISupport
+import Foundation
+import UnCLIP
+
+/// -o (an animated PNG), --frames, --fps, --loop, --bounce, --frames-dir, --quiet.
+struct AnimationOptions: ParsableArguments {
+    @Option(name: [.short, .long], help: ArgumentHelp("The animated PNG to write (APNG; its default image is frame 0).", valueName: "out.png"))
+    var output: String
+    @Option(help: ArgumentHelp("Frames (2…\(MorphOptions.maxFrames); default 8).", valueName: "n"))
+    var frames = 8
+    @Option(help: ArgumentHelp("Frames per second of the animation (0.1…100; default 8).", valueName: "f"))
+    var fps = 8.0
+    @Option(help: ArgumentHelp("How many times the animation plays (0 = forever; default 0).", valueName: "n"))
+    var loop = 0
+    @Flag(help: "Play there and back: the frames, then the inner ones in reverse.")
+    var bounce = false
+    @Option(help: ArgumentHelp("Also write each frame as <dir>/frame-0000.png … (made if missing).", valueName: "dir"))
+    var framesDir: String?
+    @Flag(name: [.short, .long], help: "No progress on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard output.lowercased().hasSuffix(".png") else { throw ValidationError("the output must be a .png file (got '\(output)')") }
+        guard (2...MorphOptions.maxFrames).contains(frames) else { throw ValidationError("--frames must be in 2...\(MorphOptions.maxFrames) (got \(frames))") }
+        guard fps.isFinite, (0.1...100).contains(fps) else { throw ValidationError("--fps must be in 0.1...100 (got \(fps))") }
+        guard (0...65535).contains(loop) else { throw ValidationError("--loop must be in 0...65535 (got \(loop))") }
+    }
+
+    /// The frame files' paths (frame-0000.png …), the folder made and checked before any work.
+    func framePaths() throws -> [String] {
+        try OutputOptions.checkWritable(output)
+        guard let dir = framesDir else { return [] }
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw RuntimeFailure("\(dir): cannot create the frames folder: \(error.localizedDescription)")
+        }
+        let paths = (0..<frames).map { (dir as NSString).appendingPathComponent(String(format: "frame-%04d.png", $0)) }
+        for p in paths { try OutputOptions.checkWritable(p) }
+        return paths
+    }
+
+    /// fcTL's delay as a fraction of a second: round(1000 / fps) / 1000.
+    var delay: (num: UInt16, den: UInt16) { (UInt16(max(1, min(65535, (1000 / fps).rounded()))), 1000) }
+
+    func sequence(_ frames: [PNGImage]) -> [PNGImage] {
+        bounce && frames.count > 2 ? frames + frames.dropFirst().dropLast().reversed() : frames
+    }
+}
+
+/// What interpolate and textdiff share: options → frames → the frame PNGs, then the APNG; paths on stdout.
+struct MorphRun {
+    let model: ModelOption, noise: NoiseOptions, decoder: DecoderOptions, sampler: SamplerOptions, animation: AnimationOptions
+
+    typealias Body = (UnCLIPPipeline, MorphOptions, NoiseSource, @escaping ProgressHandler) throws -> (MorphResult, ImageMetadata)
+
+    /// Guidance for runs that decode from DDIM-inverted latents when --decoder-guidance is not given: 1 (none).
+    /// Guided DDIM inversion does not reconstruct on the embedded model: a red circle came back a red triangle at
+    /// 23.2 dB with the model's guidance 4, a red circle at 29.7 dB without guidance (docs/morphs.md).
+    static let invertedGuidance: Float = 1
+
+    func run(kind: ImageMetadata.Kind, prior: PriorOptions? = nil, inverted: Bool, _ body: Body) throws {
+        let framePaths = try animation.framePaths()                 // checked before minutes of work
+        let source = try noise.noiseSet(count: 1).sources[0]
+        let modelPath = try model.path()
+        let file = try ModelFile(path: modelPath)
+        var opts = MorphOptions()
+        opts.frames = animation.frames
+        opts.generation = try GenerationOptions(defaultsOf: file)
+        try decoder.validate()
+        opts.generation.decoderSteps = decoder.decoderSteps ?? opts.generation.decoderSteps
+        opts.generation.superResSteps = decoder.superResSteps ?? opts.generation.superResSteps
+        opts.generation.decoderGuidance = decoder.decoderGuidance ?? (inverted ? Self.invertedGuidance : opts.generation.decoderGuidance)
+        opts.generation.sampler = sampler.value
+        prior?.apply(to: &opts.generation)
+        let pipe = try UnCLIPPipeline(model: file)
+        let progress = ProgressReporter(quiet: animation.quiet)
+        let (result, base) = try body(pipe, opts, source, progress.handler)
+        progress.finish("\(result.frames.count) frames")
+        var meta = base
+        meta.kind = kind
+        if kind == .interpolation && prior != nil { (meta.priorSteps, meta.priorGuidance) = (opts.generation.priorSteps, opts.generation.priorGuidance) }
+        meta.decoderSteps = opts.generation.decoderSteps
+        meta.decoderGuidance = opts.generation.decoderGuidance
+        meta.superResSteps = opts.generation.superResSteps
+        meta.sampler = opts.generation.sampler
+        meta.modelName = file.gguf.value("general.name")?.string ?? (modelPath as NSString).lastPathComponent
+        meta.modelSHA256 = try ModelHash.sha256(of: modelPath)
+        meta.noiseFile = noise.noise
+        meta.seed = try noise.firstSeed()
+        let first = result.frames[0]
+        (meta.width, meta.height) = (first.width, first.height)
+        let psnr = result.reconstructionPSNR.map { String(format: "%.2f", $0) }.joined(separator: " ")
+        if !psnr.isEmpty && !animation.quiet {
+            Terminal.err((kind == .textDiff ? "frame 0 reconstructs the input at " : "the end frames reconstruct the inputs at ") + psnr + " dB\n")
+        }
+        for (k, path) in framePaths.enumerated() {
+            var m = meta
+            m.extra += [("frame", "\(k + 1) of \(result.frames.count)"), ("theta", String(format: "%.4f", result.thetas[k]))]
+            try result.frames[k].write(path, text: m.textChunks)
+            Terminal.out(path)
+        }
+        var m = meta
+        m.extra += [("frames", "\(result.frames.count)"), ("thetas", result.thetas.map { String(format: "%.4f", $0) }.joined(separator: " ")),
+                    ("fps", "\(animation.fps)"), ("bounce", "\(animation.bounce)")]
+        if !psnr.isEmpty { m.extra.append(("reconstruction psnr db", psnr)) }
+        try APNGWriter.write(animation.output, frames: animation.sequence(result.frames), delay: animation.delay,
+                             plays: UInt32(animation.loop), text: m.textChunks)
+        Terminal.out(animation.output)
+    }
+}
+
+enum LatentsChoice: String, ExpressibleByArgument, CaseIterable { case inverted, fixed }
+
+struct Interpolate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Morph between two images (their CLIP embeddings slerped, DDIM-inverted latents slerped or fixed) or two prompts (through the prior).",
+        discussion: """
+            unclip interpolate a.png b.png --frames 8 -o morph.png
+            unclip interpolate --from-prompt "a red circle" --to-prompt "a blue square" -o morph.png
+            Images are decoded with DDIM (eta 0, clip_sample off) from their inverted latents, so with --latents inverted \
+            (the default) the end frames reconstruct the inputs; --latents fixed decodes every frame from one random x_T. \
+            Every frame's super-resolution uses the same draws.
+            """)
+
+    @Argument(help: "The first and the last image (PNG; none with --from-prompt/--to-prompt).") var images: [String] = []
+    @Option(help: ArgumentHelp("Interpolate between two prompts instead: the first.", valueName: "prompt")) var fromPrompt: String?
+    @Option(help: ArgumentHelp("… and the last.", valueName: "prompt")) var toPrompt: String?
+    @Option(help: ArgumentHelp("x_T of the frames: inverted (slerp of the images' DDIM-inverted latents) or fixed (one random x_T).", valueName: "kind"))
+    var latents: LatentsChoice = .inverted
+    @OptionGroup(title: "Model") var model: ModelOption
+    @OptionGroup(title: "Noise") var noise: NoiseOptions
+    @OptionGroup(title: "Prior (prompt interpolation)") var prior: PriorOptions
+    @OptionGroup(title: "Decoder and super-resolution") var decoder: DecoderOptions
+    @OptionGroup(title: "Sampler (super-resolution; the prompt interpolation's every stage)") var sampler: SamplerOptions
+    @OptionGroup(title: "Animation") var animation: AnimationOptions
+    @OptionGroup(title: "Runtime") var runtime: ThreadOptions
+
+    var prompted: Bool { fromPrompt != nil || toPrompt != nil }
+
+    func validate() throws {
+        if prompted {
+            guard let f = fromPrompt, let t = toPrompt else { throw ValidationError("give both --from-prompt and --to-prompt") }
+            guard images.isEmpty else { throw ValidationError("give two images or --from-prompt/--to-prompt, not both") }
+            try checkPrompt(f)
+            try checkPrompt(t)
+        } else {
+            guard images.count == 2 else { throw ValidationError("give two images (got \(images.count)), or --from-prompt and --to-prompt") }
+        }
+    }
+
+    func run() throws {
+        let run = MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation)
+        if let from = fromPrompt, let to = toPrompt {
+            try run.run(kind: .interpolation, prior: prior, inverted: false) { pipe, o, source, progress in
+                var meta = ImageMetadata()
+                meta.prompt = "\(from) → \(to)"
+                return (try pipe.interpolate(fromPrompt: from, toPrompt: to, options: o, noise: source, progress: progress), meta)
+            }
+            return
+        }
+        let a = try PNGImage.read(images[0]), b = try PNGImage.read(images[1])
+        if (a.width, a.height) != (b.width, b.height) && !animation.quiet {
+            Terminal.err("note: the images differ in size (\(a.width)x\(a.height), \(b.width)x\(b.height)); both are resized to the model's resolution\n")
+        }
+        try run.run(kind: .interpolation, inverted: latents == .inverted) { pipe, o, source, progress in
+            var meta = ImageMetadata()
+            meta.source = images.map { ($0 as NSString).lastPathComponent }.joined(separator: " → ")
+            meta.extra = [("latents", latents.rawValue)]
+            let choice: UnCLIPPipeline.InterpolationLatents = latents == .inverted ? .inverted : .fixed
+            return (try pipe.interpolate(a, b, latents: choice, options: o, noise: source, progress: progress), meta)
+        }
+    }
+}
+
+struct TextDiff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "textdiff",
+        abstract: "Text diff: turn an image's CLIP embedding towards the difference of two captions' embeddings, from its DDIM-inverted latent.",
+        discussion: """
+            unclip textdiff image.png --from "a red circle" --to "a blue circle" --frames 8 -o diff.png
+            z_d = normalize(z_t(to) − z_t(from)); frame k decodes slerp(z_i, |z_i|·z_d, θ_k), θ rising from 0 to \
+            --max-theta (the paper: typically 0.25–0.5). Without --from the empty caption is the baseline. Frame 0 \
+            reconstructs the input (its PSNR is printed on stderr and recorded).
+            """)
+
+    @Argument(help: "The image (PNG).") var image: String
+    @Option(help: ArgumentHelp("A caption of the image (default: the empty caption).", valueName: "caption")) var from: String?
+    @Option(help: ArgumentHelp("The target caption.", valueName: "caption")) var to: String
+    @Option(help: ArgumentHelp("The last frame's θ, in (0, 1] (default 0.5).", valueName: "θ")) var maxTheta: Float = 0.5
+    @OptionGroup(title: "Model") var model: ModelOption
+    @OptionGroup(title: "Noise") var noise: NoiseOptions
+    @OptionGroup(title: "Decoder and super-resolution") var decoder: DecoderOptions
+    @OptionGroup(title: "Sampler (super-resolution)") var sampler: SamplerOptions
+    @OptionGroup(title: "Animation") var animation: AnimationOptions
+    @OptionGroup(title: "Runtime") var runtime: ThreadOptions
+
+    func validate() throws {
+        try checkPrompt(to)
+        if let from { try checkPrompt(from) }
+        guard maxTheta.isFinite, maxTheta > 0, maxTheta <= UnCLIPPipeline.maxTextDiffTheta else {
+            throw ValidationError("--max-theta must be in (0, \(UnCLIPPipeline.maxTextDiffTheta)] (got \(maxTheta))")
+        }
+        if let from, from.trimmingCharacters(in: .whitespaces) == to.trimmingCharacters(in: .whitespaces) {
+            throw ValidationError("--from and --to are the same caption: a text diff needs two different ones")
+        }
+    }
+
+    func run() throws {
+        let input = try PNGImage.read(image)
+        try MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation).run(kind: .textDiff, inverted: true) { pipe, o, source, progress in
+            var meta = ImageMetadata()
+            meta.prompt = to
+            meta.source = (image as NSString).lastPathComponent
+            meta.sourcePrompt = from
+            meta.extra = [("from", from ?? "(the empty caption)"), ("max theta", "\(maxTheta)")]
+            return (try pipe.textDiff(image: input, from: from, to: to, maxTheta: maxTheta, options: o, noise: source, progress: progress), meta)
+        }
+    }
+}
