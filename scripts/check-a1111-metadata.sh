@@ -5,17 +5,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 unclip="${1:-$here/.build/debug/unclip}"
-venv="$here/weights-tools/.venv-sdparsers"
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q sd-parsers==0.6 pillow==13.0.0
-fi
+py="$(bash "$here/scripts/checks-venv.sh")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 prompt="一个红色的圆, a red circle on top of a blue square"
 "$unclip" generate "$prompt" -o "$work/a.png" --seed 7 --prior-steps 3 --decoder-steps 4 --super-res-steps 2 \
     --decoder-guidance 4.5 -q >/dev/null
-PROMPT="$prompt" "$venv/bin/python" - "$work/a.png" <<'PY'
+PROMPT="$prompt" "$py" - "$work/a.png" <<'PY'
 import os, sys
 from sd_parsers import ParserManager
 info = ParserManager().parse(sys.argv[1])

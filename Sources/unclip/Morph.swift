@@ -47,9 +47,22 @@ struct AnimationOptions: ParsableArguments {
     }
 }
 
+/// --inversion-iterations.
+struct InversionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Fixed-point iterations of each DDIM inversion step (1 = plain inversion; default \(MorphOptions().inversionIterations)).", valueName: "n"))
+    var inversionIterations = MorphOptions().inversionIterations
+
+    func validate() throws {
+        guard (1...MorphOptions.maxInversionIterations).contains(inversionIterations) else {
+            throw ValidationError("--inversion-iterations must be in 1...\(MorphOptions.maxInversionIterations) (got \(inversionIterations))")
+        }
+    }
+}
+
 /// What interpolate and textdiff share: options → frames → the frame PNGs, then the APNG; paths on stdout.
 struct MorphRun {
     let model: ModelOption, noise: NoiseOptions, decoder: DecoderOptions, sampler: SamplerOptions, animation: AnimationOptions
+    let inversion: InversionOptions
 
     typealias Body = (UnCLIPPipeline, MorphOptions, NoiseSource, @escaping ProgressHandler) throws -> (MorphResult, ImageMetadata)
 
@@ -65,6 +78,7 @@ struct MorphRun {
         let file = try ModelFile(path: modelPath)
         var opts = MorphOptions()
         opts.frames = animation.frames
+        opts.inversionIterations = inversion.inversionIterations
         opts.generation = try GenerationOptions(defaultsOf: file)
         try decoder.validate()
         opts.generation.decoderSteps = decoder.decoderSteps ?? opts.generation.decoderSteps
@@ -87,6 +101,9 @@ struct MorphRun {
         meta.modelSHA256 = try ModelHash.sha256(of: modelPath)
         meta.noiseFile = noise.noise
         meta.seed = try noise.firstSeed()
+        if kind == .textDiff || meta.extra.contains(where: { $0 == ("latents", "inverted") }) {
+            meta.extra.append(("inversion iterations", "\(opts.inversionIterations)"))
+        }
         let first = result.frames[0]
         (meta.width, meta.height) = (first.width, first.height)
         let psnr = result.reconstructionPSNR.map { String(format: "%.2f", $0) }.joined(separator: " ")
@@ -132,6 +149,7 @@ struct Interpolate: ParsableCommand {
     @OptionGroup(title: "Prior (prompt interpolation)") var prior: PriorOptions
     @OptionGroup(title: "Decoder and super-resolution") var decoder: DecoderOptions
     @OptionGroup(title: "Sampler (super-resolution; the prompt interpolation's every stage)") var sampler: SamplerOptions
+    @OptionGroup(title: "Inversion") var inversion: InversionOptions
     @OptionGroup(title: "Animation") var animation: AnimationOptions
     @OptionGroup(title: "Runtime") var runtime: ThreadOptions
 
@@ -149,7 +167,7 @@ struct Interpolate: ParsableCommand {
     }
 
     func run() throws {
-        let run = MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation)
+        let run = MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation, inversion: inversion)
         if let from = fromPrompt, let to = toPrompt {
             try run.run(kind: .interpolation, prior: prior, inverted: false) { pipe, o, source, progress in
                 var meta = ImageMetadata()
@@ -191,6 +209,7 @@ struct TextDiff: ParsableCommand {
     @OptionGroup(title: "Noise") var noise: NoiseOptions
     @OptionGroup(title: "Decoder and super-resolution") var decoder: DecoderOptions
     @OptionGroup(title: "Sampler (super-resolution)") var sampler: SamplerOptions
+    @OptionGroup(title: "Inversion") var inversion: InversionOptions
     @OptionGroup(title: "Animation") var animation: AnimationOptions
     @OptionGroup(title: "Runtime") var runtime: ThreadOptions
 
@@ -207,7 +226,7 @@ struct TextDiff: ParsableCommand {
 
     func run() throws {
         let input = try PNGImage.read(image)
-        try MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation).run(kind: .textDiff, inverted: true) { pipe, o, source, progress in
+        try MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation, inversion: inversion).run(kind: .textDiff, inverted: true) { pipe, o, source, progress in
             var meta = ImageMetadata()
             meta.prompt = to
             meta.source = (image as NSString).lastPathComponent

@@ -9,10 +9,18 @@ public struct MorphOptions: Sendable {
     public var generation = GenerationOptions()
     public var frames = 8
     public static let maxFrames = 120
+    /// Fixed-point iterations of each inversion step (1 = plain DDIM inversion). 5: on three generated scenes the
+    /// unguided 25-step round trip measured 21.1 / 29.5 / 26.4 dB plain, 26.9 / 44.1 / 49.4 dB with 3 and
+    /// 48.6 / 44.1 / 46.5 dB with 5 — the super-resolution ceiling (44–49 dB) — so the end frames are the inputs.
+    public var inversionIterations = 5
+    public static let maxInversionIterations = 10
     public init() {}
 
     func validate() throws {
         try generation.validate()
+        guard (1...Self.maxInversionIterations).contains(inversionIterations) else {
+            throw UnCLIPError.invalidArgument(name: "inversion iterations", detail: "\(inversionIterations) must be in 1...\(Self.maxInversionIterations)")
+        }
         guard (2...Self.maxFrames).contains(frames) else {
             throw UnCLIPError.invalidArgument(name: "frames", detail: "\(frames) must be in 2...\(Self.maxFrames)")
         }
@@ -80,7 +88,8 @@ extension UnCLIPPipeline {
         let noise = try DecoderStage(stageModel).invert(image: x0, imageEmbeds: embedding, text: try emptyText(batch: 1, guided: guided),
                                                         steps: options.generation.decoderSteps,
                                                         guidance: guided ? options.generation.decoderGuidance : nil,
-                                                        options: MorphOptions.decoderDDIM, progress: progress)
+                                                        options: MorphOptions.decoderDDIM, iterations: options.inversionIterations,
+                                                        progress: progress)
         return ImageLatent(embedding: embedding.toArray(), noise: noise)
     }
 
@@ -215,6 +224,17 @@ extension UnCLIPPipeline {
         return MorphResult(frames: try Self.toImages(final), reconstructionPSNR: [], thetas: th)
     }
 
+    /// z_d = normalize(to − from), a unit vector; a typed error when the two embeddings are (numerically) the same.
+    public static func textDiffDirection(from: [Float], to: [Float]) throws -> [Float] {
+        precondition(from.count == to.count, "text embeddings of different sizes")
+        let diff = zip(to, from).map { Double($0) - Double($1) }
+        let length = diff.reduce(0) { $0 + $1 * $1 }.squareRoot(), scale = Slerp.norm(to)
+        guard length > 1e-6 * max(scale, 1e-30) else {
+            throw UnCLIPError.invalidArgument(name: "to", detail: "the two captions have the same text embedding: a text diff needs two different captions")
+        }
+        return diff.map { Float($0 / length) }
+    }
+
     /// The most a text diff turns the image embedding (θ, a fraction of the angle to z_d).
     public static let maxTextDiffTheta: Float = 1
 
@@ -230,14 +250,10 @@ extension UnCLIPPipeline {
         try checkSchedules(options.generation, prior: false)
         let captions = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [from ?? "", to], guided: false)
         let z = captions.promptEmbeds.toArray(), e = captions.promptEmbeds.shape[1]
-        let diff = (0..<e).map { z[e + $0] - z[$0] }
-        let length = Slerp.norm(diff), scale = Slerp.norm(Array(z[e..<(2 * e)]))
-        guard length > 1e-6 * max(scale, 1e-30) else {
-            throw UnCLIPError.invalidArgument(name: "to", detail: "'\(to)' and '\(from ?? "")' have the same text embedding: a text diff needs two different captions")
-        }
+        let direction = try Self.textDiffDirection(from: Array(z[0..<e]), to: Array(z[e...]))
         let latent = try encode(image: image, options: options, progress: progress)
         let zi = Slerp.norm(latent.embedding)
-        let zd = diff.map { Float(Double($0) / length * zi) }                                              // |z_i|·z_d
+        let zd = direction.map { Float(Double($0) * zi) }                                                   // |z_i|·z_d
         let th = Self.thetas(options.frames, upTo: maxTheta)
         let embeds = try th.map { try Slerp.interpolate(latent.embedding, zd, $0) }
         let frames = try decodeFrames(embeddings: embeds, latents: [[Float]](repeating: latent.noise, count: th.count),

@@ -77,15 +77,17 @@ public struct DecoderStage {
     /// conditioning, with diffusers' DDIMInverseScheduler over the decoder's scheduler config (`options` gives its
     /// spacing, offset and set_alpha_to_one; eta does not apply). Regenerating from x_T with DDIM (eta 0) and the
     /// same conditioning approximately reconstructs the image.
+    /// `iterations` > 1: fixed-point refinement of every inversion step (`DenoisingLoop.fixedPointIterations`).
     public func invert(image: Tensor, imageEmbeds: Tensor, text: TextConditioning, steps: Int, guidance: Float?,
-                       options: DDIMScheduler.Options = .init(), progress: ProgressHandler? = nil,
+                       options: DDIMScheduler.Options = .init(), iterations: Int = 1, progress: ProgressHandler? = nil,
                        onStep: StepHook? = nil) throws -> [Float] {
         let m = try loadChecked(imageEmbeds: imageEmbeds, text: text, guidance: guidance)
         let (s, c, b) = (m.sampleSize, m.channels, text.batch)
         try require(image.shape == [b, s, s, c], "decoder inversion", "image \(image.shape), the decoder makes \([b, s, s, c])")
         let scheduler = try DDIMInverseScheduler(config: m.schedulerConfig, options: options)
-        let loop = try DenoisingLoop(stage: "decoder_inversion", scheduler: scheduler, steps: steps, guidance: guidance,
+        var loop = try DenoisingLoop(stage: "decoder_inversion", scheduler: scheduler, steps: steps, guidance: guidance,
                                      itemShape: [s, s, c], noiseShape: [c, s, s], progress: progress, onStep: onStep)
+        loop.fixedPointIterations = iterations
         return try loop.run(latents: image.toArray(), batch: b, noise: try NoiseSet([SeededNoise(seed: 0)], batch: b)) { input, t in
             try m.denoise(input, timestep: t)
         }

@@ -45,6 +45,11 @@ public struct DenoisingLoop {
     /// (the draw `<stage>.resample.<i>.<k>`), so the hook's known-region replacement and the model's prediction
     /// can agree. 1 = plain sampling.
     public var resamples = 1
+    /// Fixed-point refinement of each step (for inversion: AIDI, Pan et al. 2023; ReNoise, Garibi et al. 2024): the
+    /// model is called again at the step's own output x′ and the step redone from the same x with that prediction,
+    /// n − 1 times, so the step uses ε(x′, t) — the prediction the reverse step from x′ will see — instead of ε(x, t).
+    /// 1 = the plain step. Not combined with resampling.
+    public var fixedPointIterations = 1
 
     public init(stage: String, scheduler: any Scheduler, steps: Int, guidance: Float?, itemShape: [Int], noiseShape: [Int],
                 progress: ProgressHandler? = nil, onStep: StepHook? = nil) throws {
@@ -79,17 +84,22 @@ public struct DenoisingLoop {
             }
             for k in 0..<max(1, resamples) {
                 let rows = guidance == nil ? b : 2 * b
-                let input = try Tensor(shape: [rows] + itemShape, values: guidance == nil ? x : x + x)      // [B', …, c]
-                let out = try model(input, t).toArray()                                                     // [B', …, oc]
-                let oc = out.count / (rows * per / c)
-                try require(out.count == rows * (per / c) * oc && (oc == c || oc == 2 * c), stage,
-                            "the model returned \(out.count) values for \(rows) × \(itemShape)")
-                let (eps, variance) = try Self.split(out, positions: n / c, channels: c, outChannels: oc, guidance: guidance)
                 let z = scheduler.drawsNoise(step: i, timesteps: timesteps)
                     ? try noise.draw(k == 0 ? "\(stage).noise.\(i)" : "\(stage).noise.\(i).\(k)", itemShape: noiseShape) : nil
                 let target = scheduler.targetTimestep(step: i, timesteps: timesteps)
-                x = try scheduler.step(modelOutput: eps, predictedVariance: scheduler.usesPredictedVariance ? variance : nil,
-                                       step: i, timesteps: timesteps, sample: x, noise: z)
+                var next = x
+                for j in 0..<max(1, fixedPointIterations) {
+                    let at = j == 0 ? x : next
+                    let input = try Tensor(shape: [rows] + itemShape, values: guidance == nil ? at : at + at)  // [B', …, c]
+                    let out = try model(input, t).toArray()                                                 // [B', …, oc]
+                    let oc = out.count / (rows * per / c)
+                    try require(out.count == rows * (per / c) * oc && (oc == c || oc == 2 * c), stage,
+                                "the model returned \(out.count) values for \(rows) × \(itemShape)")
+                    let (eps, variance) = try Self.split(out, positions: n / c, channels: c, outChannels: oc, guidance: guidance)
+                    next = try scheduler.step(modelOutput: eps, predictedVariance: scheduler.usesPredictedVariance ? variance : nil,
+                                              step: i, timesteps: timesteps, sample: x, noise: z)
+                }
+                x = next
                 if let onStep {
                     try onStep(StepInfo(index: i, timestep: t, target: target, timesteps: timesteps, images: images ?? 0..<b, resample: k), &x)
                 }
