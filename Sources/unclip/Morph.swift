@@ -163,6 +163,9 @@ struct Interpolate: ParsableCommand {
             try checkPrompt(t)
         } else {
             guard images.count == 2 else { throw ValidationError("give two images (got \(images.count)), or --from-prompt and --to-prompt") }
+            guard prior.priorSteps == nil, prior.priorGuidance == nil else {
+                throw ValidationError("--prior-steps and --prior-guidance apply only with --from-prompt/--to-prompt (images are encoded, not drawn by the prior)")
+            }
         }
     }
 

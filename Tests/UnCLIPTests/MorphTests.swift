@@ -186,6 +186,7 @@ final class MorphTests: XCTestCase {
             (["interpolate", path("a.png"), "-o", path("e.png")], 2),
             (["interpolate", path("a.png"), path("b.png"), "--frames", "\(MorphOptions.maxFrames + 1)", "-o", path("e.png")], 2),
             (["interpolate", "--from-prompt", "a", "-o", path("e.png")], 2),
+            (["interpolate", path("a.png"), path("b.png"), "--prior-steps", "5", "-o", path("e.png")], 2),
             (["interpolate", path("a.png"), path("b.png"), "--from-prompt", "a", "--to-prompt", "b", "-o", path("e.png")], 2),
             (["textdiff", path("x.png"), "--to", "x", "-o", path("e.png")], 1),
             (["interpolate", path("a.png"), path("missing.png"), "-o", path("e.png")], 1),
