@@ -72,9 +72,7 @@ struct GenerationRun {
         let file = try ModelFile(path: modelPath)
         // diffusers' defaults, then the model's own (model_index.json's _unclip_generation_defaults), then the flags
         var opts = try GenerationOptions(defaultsOf: file)
-        opts.decoderSteps = decoder.decoderSteps ?? opts.decoderSteps
-        opts.superResSteps = decoder.superResSteps ?? opts.superResSteps
-        opts.decoderGuidance = decoder.decoderGuidance ?? opts.decoderGuidance
+        decoder.apply(to: &opts)
         opts.sampler = sampler.value
         opts.count = output.count
         opts.maxBatch = output.maxBatch
@@ -84,13 +82,8 @@ struct GenerationRun {
         progress.finish(output.count == 1 ? "done" : "\(output.count) images")
         var meta = base
         meta.kind = kind
-        if kind != .variation { (meta.priorSteps, meta.priorGuidance) = (used.priorSteps, used.priorGuidance) }
-        meta.decoderSteps = used.decoderSteps
-        meta.decoderGuidance = used.decoderGuidance
-        meta.superResSteps = used.superResSteps
-        meta.sampler = used.sampler
-        meta.modelName = file.gguf.value("general.name")?.string ?? (modelPath as NSString).lastPathComponent
-        meta.modelSHA256 = try ModelHash.sha256(of: modelPath)
+        meta.record(used, prior: kind != .variation)
+        try meta.record(model: file, path: modelPath)
         meta.noiseFile = noise.noise
         for (k, image) in images.enumerated() {
             var m = meta

@@ -80,10 +80,7 @@ struct MorphRun {
         opts.frames = animation.frames
         opts.inversionIterations = inversion.inversionIterations
         opts.generation = try GenerationOptions(defaultsOf: file)
-        try decoder.validate()
-        opts.generation.decoderSteps = decoder.decoderSteps ?? opts.generation.decoderSteps
-        opts.generation.superResSteps = decoder.superResSteps ?? opts.generation.superResSteps
-        opts.generation.decoderGuidance = decoder.decoderGuidance ?? (inverted ? Self.invertedGuidance : opts.generation.decoderGuidance)
+        decoder.apply(to: &opts.generation, guidance: inverted ? Self.invertedGuidance : nil)
         opts.generation.sampler = sampler.value
         prior?.apply(to: &opts.generation)
         let pipe = try UnCLIPPipeline(model: file)
@@ -92,16 +89,11 @@ struct MorphRun {
         progress.finish("\(result.frames.count) frames")
         var meta = base
         meta.kind = kind
-        if kind == .interpolation && prior != nil { (meta.priorSteps, meta.priorGuidance) = (opts.generation.priorSteps, opts.generation.priorGuidance) }
-        meta.decoderSteps = opts.generation.decoderSteps
-        meta.decoderGuidance = opts.generation.decoderGuidance
-        meta.superResSteps = opts.generation.superResSteps
-        meta.sampler = opts.generation.sampler
-        meta.modelName = file.gguf.value("general.name")?.string ?? (modelPath as NSString).lastPathComponent
-        meta.modelSHA256 = try ModelHash.sha256(of: modelPath)
+        meta.record(opts.generation, prior: prior != nil)
+        try meta.record(model: file, path: modelPath)
         meta.noiseFile = noise.noise
         meta.seed = try noise.firstSeed()
-        if kind == .textDiff || meta.extra.contains(where: { $0 == ("latents", "inverted") }) {
+        if inverted {
             meta.extra.append(("inversion iterations", "\(opts.inversionIterations)"))
         }
         let first = result.frames[0]

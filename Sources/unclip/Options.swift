@@ -82,6 +82,13 @@ struct DecoderOptions: ParsableArguments {
         try checkSteps("--super-res-steps", superResSteps)
         try checkGuidance("--decoder-guidance", decoderGuidance)
     }
+
+    /// The flags over the defaults (diffusers', then the model's; `guidance` replaces the decoder guidance default).
+    func apply(to o: inout GenerationOptions, guidance: Float? = nil) {
+        o.decoderSteps = decoderSteps ?? o.decoderSteps
+        o.superResSteps = superResSteps ?? o.superResSteps
+        o.decoderGuidance = decoderGuidance ?? guidance ?? o.decoderGuidance
+    }
 }
 
 enum SamplerName: String, ExpressibleByArgument, CaseIterable { case unclip, ddim }

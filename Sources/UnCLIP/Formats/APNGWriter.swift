@@ -39,10 +39,8 @@ public enum APNGWriter {
         let colourType: UInt8 = first.channels == 4 ? 6 : 2
         chunk("IHDR", be32(UInt32(first.width)) + be32(UInt32(first.height)) + [8, colourType, 0, 0, 0])
         chunk("acTL", be32(UInt32(frames.count)) + be32(plays))
+        try PNGImage.checkText(text)
         for (k, v) in text {
-            guard !k.isEmpty, k.utf8.count <= 79, k.unicodeScalars.allSatisfy({ (32...126).contains($0.value) }), !v.utf8.contains(0) else {
-                throw UnCLIPError.invalidArgument(name: "PNG text", detail: "keyword '\(k)' must be 1–79 printable ASCII characters and the value free of NUL")
-            }
             chunk("iTXt", Array(k.utf8) + [0, 0, 0, 0, 0] + Array(v.utf8))   // keyword, NUL, uncompressed, method, "" lang, "" translated
         }
         var sequence: UInt32 = 0

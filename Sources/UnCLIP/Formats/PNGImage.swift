@@ -39,15 +39,28 @@ public struct PNGImage: Equatable, Sendable {
         return try PNGImage(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: data, count: n)))
     }
 
-    /// Writes the image with optional text chunks (iTXt: UTF-8, uncompressed; keywords 1–79 printable ASCII characters). The file appears complete or not at all: it is written to a
-    /// temporary name beside `path` and renamed.
-    public func write(_ path: String, text: [(String, String)] = []) throws {
+    /// Text chunks PNG can hold: keywords of 1–79 printable ASCII characters, no NUL anywhere (typed errors).
+    static func checkText(_ text: [(String, String)]) throws {
         for (k, _) in text where k.isEmpty || k.utf8.count > 79 || k.unicodeScalars.contains(where: { $0.value > 126 || $0.value < 32 }) {
             throw UnCLIPError.invalidArgument(name: "PNG text keyword", detail: "'\(k)' must be 1–79 printable ASCII characters")
         }
         for (k, v) in text where v.utf8.contains(0) || k.utf8.contains(0) {
             throw UnCLIPError.invalidArgument(name: "PNG text", detail: "'\(k)' contains a NUL character")
         }
+    }
+
+    /// The RGB values 0…255 as floats, [h, w, 3] (an RGBA image's alpha dropped).
+    var rgbFloats: [Float] {
+        let n = width * height
+        var rgb = [Float](repeating: 0, count: n * 3)
+        for i in 0..<n { for c in 0..<3 { rgb[i * 3 + c] = Float(pixels[i * channels + c]) } }
+        return rgb
+    }
+
+    /// Writes the image with optional text chunks (iTXt: UTF-8, uncompressed; keywords 1–79 printable ASCII characters). The file appears complete or not at all: it is written to a
+    /// temporary name beside `path` and renamed.
+    public func write(_ path: String, text: [(String, String)] = []) throws {
+        try Self.checkText(text)
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
         var err = [CChar](repeating: 0, count: 512)

@@ -19,19 +19,14 @@ extension UnCLIPPipeline {
     /// success rates — README).
     static func knownRegion(_ image: PNGImage, mask: EditMask, size: Int) throws -> KnownRegion {
         let (w, h) = (image.width, image.height)
-        var rgb = [Float](repeating: 0, count: w * h * 3)
-        for i in 0..<(w * h) { for c in 0..<3 { rgb[i * 3 + c] = Float(image.pixels[i * image.channels + c]) / 127.5 - 1 } }
-        let t = try Tensor(shape: [1, h, w, 3], values: mask.filled(rgb))
+        let t = try Tensor(shape: [1, h, w, 3], values: mask.filled(image.rgbFloats.map { $0 / 127.5 - 1 }))
         let resized = (w == size && h == size) ? t : try Ops.resizeBicubicAntialias(t, height: size, width: size)
         return KnownRegion(values: resized.toArray(), known: mask.resized(width: size, height: size, footprintOnly: true), size: size)
     }
 
     /// The kept pixels, the regenerated ones filled from the nearest kept (what the edit must agree with): RGB.
     static func keptContent(_ image: PNGImage, mask: EditMask) throws -> PNGImage {
-        let n = image.width * image.height
-        var rgb = [Float](repeating: 0, count: n * 3)
-        for i in 0..<n { for c in 0..<3 { rgb[i * 3 + c] = Float(image.pixels[i * image.channels + c]) } }
-        return try PNGImage(width: image.width, height: image.height, channels: 3, pixels: mask.filled(rgb).map { UInt8(min(max($0, 0), 255)) })
+        try PNGImage(width: image.width, height: image.height, channels: 3, pixels: mask.filled(image.rgbFloats).map { UInt8(min(max($0, 0), 255)) })
     }
 
     /// A hook that puts q(x_target | source) into the known region of every image of the chunk.

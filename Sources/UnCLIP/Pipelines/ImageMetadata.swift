@@ -31,6 +31,18 @@ public struct ImageMetadata: Sendable {
 
     public init() {}
 
+    /// The steps, guidance and sampler a run used (the prior's too when it ran).
+    public mutating func record(_ o: GenerationOptions, prior: Bool) {
+        if prior { (priorSteps, priorGuidance) = (o.priorSteps, o.priorGuidance) }
+        (decoderSteps, decoderGuidance, superResSteps, sampler) = (o.decoderSteps, o.decoderGuidance, o.superResSteps, o.sampler)
+    }
+
+    /// The model's name (general.name, else the file's name) and the file's sha256.
+    public mutating func record(model: ModelFile, path: String) throws {
+        modelName = model.gguf.value("general.name")?.string ?? (path as NSString).lastPathComponent
+        modelSHA256 = try ModelHash.sha256(of: path)
+    }
+
     public static let software = "unclip \(UnCLIPVersion.string)"
     /// IPTC NewsCodes digital source type for media made by a trained model.
     public static let digitalSourceType = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"

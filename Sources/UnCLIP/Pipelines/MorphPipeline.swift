@@ -78,27 +78,27 @@ extension UnCLIPPipeline {
                          guidance: guided ? o.generation.decoderGuidance : nil, maxBatch: o.generation.maxBatch)
     }
 
-    /// (z_i, x_T) of `image` (any size: resized, antialiased, to the decoder's resolution).
-    public func encode(image: PNGImage, options: MorphOptions, progress: ProgressHandler? = nil) throws -> ImageLatent {
+    /// (z_i, x_T) of each image (any size: resized, antialiased, to the decoder's resolution), inverted as one batch.
+    public func encode(images: [PNGImage], options: MorphOptions, progress: ProgressHandler? = nil) throws -> [ImageLatent] {
         try stageModel.require(Self.decoderComponents + ["image_encoder", "feature_extractor"], for: "image inversion")
-        let embedding = try ImageEncoderStage(stageModel)([image])                                          // [1, E]
+        let b = images.count
+        let embeddings = try ImageEncoderStage(stageModel)(images)                                         // [B, E]
         let guided = options.generation.decoderGuidance > 1
         let size = try UNet.Config(try stageModel.config("decoder"), conditioned: true).sampleSize
-        let x0 = try Self.imageTensor(image, size: size)                                                    // [1, s, s, 3]
-        let noise = try DecoderStage(stageModel).invert(image: x0, imageEmbeds: embedding, text: try emptyText(batch: 1, guided: guided),
+        let x0 = try Tensor(shape: [b, size, size, 3], values: try images.flatMap { try Self.imageTensor($0, size: size).toArray() })  // [B, s, s, 3]
+        let noise = try DecoderStage(stageModel).invert(image: x0, imageEmbeds: embeddings, text: try emptyText(batch: b, guided: guided),
                                                         steps: options.generation.decoderSteps,
                                                         guidance: guided ? options.generation.decoderGuidance : nil,
                                                         options: MorphOptions.decoderDDIM, iterations: options.inversionIterations,
-                                                        progress: progress)
-        return ImageLatent(embedding: embedding.toArray(), noise: noise)
+                                                        progress: progress)                                 // [B, s, s, 3]
+        let (e, per) = (embeddings.shape[1], noise.count / b)
+        let z = embeddings.toArray()
+        return (0..<b).map { ImageLatent(embedding: Array(z[($0 * e)..<(($0 + 1) * e)]), noise: Array(noise[($0 * per)..<(($0 + 1) * per)])) }
     }
 
     /// An image as values in [−1, 1], resized to size × size: [1, size, size, 3].
     static func imageTensor(_ image: PNGImage, size: Int) throws -> Tensor {
-        let n = image.width * image.height
-        var rgb = [Float](repeating: 0, count: n * 3)
-        for i in 0..<n { for c in 0..<3 { rgb[i * 3 + c] = Float(image.pixels[i * image.channels + c]) / 127.5 - 1 } }
-        let t = try Tensor(shape: [1, image.height, image.width, 3], values: rgb)
+        let t = try Tensor(shape: [1, image.height, image.width, 3], values: image.rgbFloats.map { $0 / 127.5 - 1 })
         return image.width == size && image.height == size ? t : try Ops.resizeBicubicAntialias(t, height: size, width: size)
     }
 
@@ -119,9 +119,7 @@ extension UnCLIPPipeline {
     /// The input as the frames show it: resized to the output's size, RGB.
     static func asFrame(_ image: PNGImage, like frame: PNGImage) throws -> PNGImage {
         if image.width == frame.width && image.height == frame.height && image.channels == 3 { return image }
-        let t = try imageTensor(image, size: frame.width).toArray()
-        return try PNGImage(width: frame.width, height: frame.height, channels: 3,
-                            pixels: t.map { UInt8(min(max(($0 + 1) * 127.5, 0), 255).rounded(.toNearestOrEven)) })
+        return try toImages(try imageTensor(image, size: frame.width))[0]
     }
 
     /// PSNR (dB, 8-bit peak) between two RGB images of one size; +∞ when they are equal.
@@ -155,8 +153,8 @@ extension UnCLIPPipeline {
                             noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
         try options.validate()
         try checkSchedules(options.generation, prior: false)
-        let la = try encode(image: a, options: options, progress: progress)
-        let lb = try encode(image: b, options: options, progress: progress)
+        let encoded = try encode(images: [a, b], options: options, progress: progress)
+        let (la, lb) = (encoded[0], encoded[1])
         let th = Self.thetas(options.frames)
         let embeds = try th.map { try Slerp.interpolate(la.embedding, lb.embedding, $0) }
         let xT: [[Float]]
@@ -251,7 +249,7 @@ extension UnCLIPPipeline {
         let captions = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [from ?? "", to], guided: false)
         let z = captions.promptEmbeds.toArray(), e = captions.promptEmbeds.shape[1]
         let direction = try Self.textDiffDirection(from: Array(z[0..<e]), to: Array(z[e...]))
-        let latent = try encode(image: image, options: options, progress: progress)
+        let latent = try encode(images: [image], options: options, progress: progress)[0]
         let zi = Slerp.norm(latent.embedding)
         let zd = direction.map { Float(Double($0) * zi) }                                                   // |z_i|·z_d
         let th = Self.thetas(options.frames, upTo: maxTheta)
