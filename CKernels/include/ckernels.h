@@ -49,9 +49,12 @@ ck_isa ck_isa_active(void);
 int ck_isa_set(ck_isa isa);
 const char *ck_isa_name(ck_isa isa);
 
-// Threads used by every kernel (OpenMP). Starts as UNCLIP_THREADS when set and valid, else online cores.
+// Threads used by every kernel (OpenMP). Starts as UNCLIP_THREADS when set and an integer in 1..1024, else the
+// usable cores (the process's CPU affinity, else the online cores). The command-line tools validate the variable
+// strictly and bound it by ck_usable_cores (Runtime.threadsFromEnvironment).
 void ck_set_threads(int n);
 int ck_get_threads(void);
+int ck_usable_cores(void);
 
 // ---------------------------------------------------------------------------------------------------------
 // f32 GEMM (gemm_f32*.c): C[M,N] = A[M,K] · W[N,K]ᵀ + bias[N]
@@ -202,6 +205,14 @@ void ck_f16_to_f32(size_t n, const uint16_t *x, float *y);
 void ck_f32_to_f16(size_t n, const float *x, uint16_t *y);
 void ck_bf16_to_f32(size_t n, const uint16_t *x, float *y);
 // (f32 → bfloat16, ck_f32_to_bf16, is in ckernels_testing.h: only the tests call it.)
+
+// ---------------------------------------------------------------------------------------------------------
+// Weight-file integrity (checksum.c): XXH64 of a byte range (the xxHash specification's 64-bit hash), and the
+// number of non-finite (∞, NaN) values in a float array of kind CK_FLOAT_* (the first one's index in *first).
+// ---------------------------------------------------------------------------------------------------------
+uint64_t ck_xxh64(const void *data, size_t len, uint64_t seed);
+enum { CK_FLOAT_F32 = 0, CK_FLOAT_F16 = 1, CK_FLOAT_BF16 = 2 };
+size_t ck_count_nonfinite(int kind, size_t n, const void *x, size_t *first);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -123,6 +124,19 @@ static ck_isa best_supported(void) {
     return CK_ISA_REF;
 }
 
+// The cores this process may run on: its CPU affinity (a cpuset or taskset narrows it), else the online cores.
+static int usable_cores(void) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? (int)cores : 1;
+}
+
+int ck_usable_cores(void) { return usable_cores(); }
+
 static void init_once(void) {
     g_supported[CK_ISA_REF] = 1;
 #if defined(__x86_64__)
@@ -136,8 +150,7 @@ static void init_once(void) {
             if (strcmp(env, ck_isa_name((ck_isa)i)) == 0 && g_supported[i]) active = (ck_isa)i;
     }
     __atomic_store_n(&g_table, &g_tables[active], __ATOMIC_RELEASE);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    g_threads = cores > 0 ? (int)cores : 1;
+    g_threads = usable_cores();
     const char *t = getenv("UNCLIP_THREADS");
     if (t) {
         char *end = NULL;

@@ -74,16 +74,28 @@ public enum CommandMain {
     }
 }
 
-/// `--threads N`: kernel threads, 1…1024 (default: online cores, or $UNCLIP_THREADS).
+/// `--threads N`: kernel threads, 1…usable cores (default: the usable cores, or $UNCLIP_THREADS, validated the same
+/// way); more only with `--oversubscribe`, with a warning.
 public struct ThreadOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Kernel threads (default: the online cores).", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Kernel threads, at most the usable cores (default: $UNCLIP_THREADS, else the usable cores).", valueName: "n"))
     public var threads: Int?
+    @Flag(help: "Allow more threads than usable cores (up to 1024; slower in every measurement here).")
+    public var oversubscribe = false
 
     public init() {}
 
     public func validate() throws {
-        if let threads, (try? Runtime.setThreads(threads)) == nil {
-            throw ValidationError("--threads must be an integer in 1...1024 (got \(threads))")
+        do {
+            let n = try threads ?? Runtime.threadsFromEnvironment(oversubscribe: oversubscribe)
+            if let n {
+                try Runtime.setThreads(n, oversubscribe: oversubscribe)
+                if n > Runtime.usableCores {
+                    Terminal.err("warning: \(n) threads on \(Runtime.usableCores) usable cores (--oversubscribe): expect every step to be slower\n")
+                }
+            }
+        } catch let e as UnCLIPError {
+            guard case let .invalidArgument(name, detail) = e else { throw e }
+            throw ValidationError(name == "threads" ? "--threads \(detail)" : "\(name): \(detail)")
         }
     }
 }

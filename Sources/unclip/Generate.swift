@@ -69,7 +69,7 @@ struct GenerationRun {
         let paths = try output.paths(seeds: seeds)                  // checked before minutes of work
         let noises = try noise.noiseSet(count: output.count)
         let modelPath = try model.path()
-        let file = try ModelFile(path: modelPath)
+        let file = try model.open(modelPath)
         // diffusers' defaults, then the model's own (model_index.json's _unclip_generation_defaults), then the flags
         var opts = try GenerationOptions(defaultsOf: file)
         decoder.apply(to: &opts)

@@ -31,9 +31,7 @@ struct AnimationOptions: ParsableArguments {
     func framePaths() throws -> [String] {
         try OutputOptions.checkWritable(output)
         guard let dir = framesDir else { return [] }
-        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-            throw RuntimeFailure("\(dir): cannot create the frames folder: \(error.localizedDescription)")
-        }
+        try AtomicFile.makeDirectory(dir)
         let paths = (0..<frames).map { (dir as NSString).appendingPathComponent(String(format: "frame-%04d.png", $0)) }
         for p in paths { try OutputOptions.checkWritable(p) }
         return paths
@@ -75,7 +73,7 @@ struct MorphRun {
         let framePaths = try animation.framePaths()                 // checked before minutes of work
         let source = try noise.noiseSet(count: 1).sources[0]
         let modelPath = try model.path()
-        let file = try ModelFile(path: modelPath)
+        let file = try model.open(modelPath)
         var opts = MorphOptions()
         opts.frames = animation.frames
         opts.inversionIterations = inversion.inversionIterations

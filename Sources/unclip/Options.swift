@@ -23,6 +23,15 @@ struct ModelOption: ParsableArguments {
         }
         return found
     }
+
+    /// Opens the model file; one without tensor checksums (written before they existed) gets a note on stderr.
+    func open(_ path: String) throws -> ModelFile {
+        let file = try ModelFile(path: path)
+        if file.checksums == nil {
+            Terminal.err("note: \(path) has no tensor checksums, so damage to its float weights cannot be detected; `unclip-weights add-checksums` adds them\n")
+        }
+        return file
+    }
 }
 
 /// --seed / --noise.
@@ -148,9 +157,7 @@ struct OutputOptions: ParsableArguments {
             paths = count == 1 ? [o] : (1...count).map { String(o.dropLast(4)) + "-\($0)" + String(o.suffix(4)) }
         } else {
             let dir = outputDir!
-            do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
-                throw RuntimeFailure("\(dir): cannot create the output folder: \(error.localizedDescription)")
-            }
+            try AtomicFile.makeDirectory(dir)
             let existing = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             // the highest "<digits>-…" number already there (5 digits, more past 99999)
             let next = (existing.compactMap { name -> Int? in
@@ -163,16 +170,7 @@ struct OutputOptions: ParsableArguments {
         return paths
     }
 
-    static func checkWritable(_ path: String) throws {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            throw RuntimeFailure("\(path): is a folder; give a file name")
-        }
-        let dir = (path as NSString).deletingLastPathComponent
-        guard FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir) else {
-            throw RuntimeFailure("\(path): its folder does not exist or is not writable")
-        }
-    }
+    static func checkWritable(_ path: String) throws { try AtomicFile.checkWritable(path) }
 }
 
 func checkSteps(_ name: String, _ v: Int?) throws {

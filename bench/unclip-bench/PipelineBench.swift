@@ -96,7 +96,7 @@ enum PipelineBench {
         print(md)
         let out = JSON.object([("model", .string(path)), ("weight_type", .string(type)), ("threads", .number(double: Double(threads), int: Int64(threads))),
                                ("peak_rss_mb", .number(double: rssMB, int: nil)), ("stages", .array(rows))])
-        if let json { try Data(out.text.utf8).write(to: URL(fileURLWithPath: json), options: .atomic) }
-        if let markdown { try Data(md.utf8).write(to: URL(fileURLWithPath: markdown), options: .atomic) }
+        if let json { try AtomicFile.write(Data(out.text.utf8), to: json) }
+        if let markdown { try AtomicFile.write(Data(md.utf8), to: markdown) }
     }
 }

@@ -43,6 +43,10 @@ struct BenchOutput: ParsableArguments {
     func validate() throws {
         if let threads, !(1...1024).contains(threads) { throw ValidationError("--threads must be an integer in 1...1024") }
         if let repeats, !(1...1000).contains(repeats) { throw ValidationError("--repeats must be an integer in 1...1000") }
+        // outputs checked before minutes of benchmarking
+        for p in [json, markdown].compactMap({ $0 }) {
+            do { try AtomicFile.checkWritable(p) } catch { throw ValidationError("\(error)") }
+        }
     }
 
     func options(_ command: String) -> Options {
@@ -260,7 +264,7 @@ let result: [String: Any] = [
     "cases": jsonCases,
 ]
 func writeAtomically(_ data: Data, _ path: String) {
-    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch { fail("cannot write \(path): \(error.localizedDescription)") }
+    do { try AtomicFile.write(data, to: path) } catch { fail("\(error)") }
 }
 if let path = opts.json { writeAtomically(try! JSONSerialization.data(withJSONObject: result, options: [.prettyPrinted, .sortedKeys]), path) }
 if let path = opts.markdown { writeAtomically(Data((header + md).utf8), path) }

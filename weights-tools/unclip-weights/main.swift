@@ -10,28 +10,34 @@ struct UnclipWeights: ParsableCommand {
         abstract: "Hub-layout unCLIP checkpoints → one GGUF model file; int8 quantization with an error report; inspection.",
         discussion: "Exit codes: 0 ok, 1 runtime error (nothing is left at the output path), 2 usage error.",
         version: "unclip-weights \(UnCLIPVersion.string)",
-        subcommands: [Convert.self, Quantize.self, Inspect.self])
+        subcommands: [Convert.self, Quantize.self, Verify.self, AddChecksums.self, Inspect.self])
 
-    func run() throws { throw UsageError("missing command (convert, quantize or inspect)") }
+    func run() throws { throw UsageError("missing command (convert, quantize, verify, add-checksums or inspect)") }
 }
 
 /// What convert and quantize share.
 struct ConversionOptions: ParsableArguments {
     @Option(name: [.short, .long], help: ArgumentHelp("The GGUF file to write.", valueName: "out.gguf")) var output: String
-    @Option(help: ArgumentHelp("Storage of the large tensors: f32, f16 or q8 (int8 per output channel).", valueName: "type")) var type: WeightType?
-    @Option(name: .customLong("keep-f32"), help: ArgumentHelp("Keep tensors whose full name matches this glob in f32 (e.g. 'prior.*'); repeatable.", valueName: "glob"))
+    @Option(help: ArgumentHelp("Storage of the large tensors: f32, f16 or q8 (int8 per output channel).", valueName: "type")) var type: [WeightType] = []
+    @Option(name: .customLong("keep-f32"), help: ArgumentHelp("Keep tensors whose full name matches this glob in f32 (e.g. 'prior.*'); repeatable; each must match a tensor.", valueName: "glob"))
     var keepF32: [String] = []
     @Option(help: ArgumentHelp("Write the per-tensor quantization error report as JSON.", valueName: "report.json")) var report: String?
     @OptionGroup(title: "Runtime") var runtime: ThreadOptions
 
-    /// Both outputs' folders are checked before the conversion starts.
-    func checkOutputs() throws {
-        for p in [output] + (report.map { [$0] } ?? []) {
-            let dir = (p as NSString).deletingLastPathComponent
-            guard FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir) else {
-                throw RuntimeFailure("\(p): its folder does not exist or is not writable")
-            }
+    func validate() throws {
+        if type.count > 1 { throw ValidationError("--type given \(type.count) times (\(type.map(\.rawValue).joined(separator: ", "))); give it once") }
+        do { try ConvertOptions(keepF32: keepF32).validate() } catch { throw ValidationError("\(error)") }
+        if let report, URL(fileURLWithPath: report).standardized.path == URL(fileURLWithPath: output).standardized.path {
+            throw ValidationError("--report and -o name the same file")
         }
+    }
+
+    func convertOptions(default d: WeightType) -> ConvertOptions { ConvertOptions(type: type.first ?? d, keepF32: keepF32) }
+
+    /// Both outputs are checked before the conversion starts: each one's folder exists and is writable, neither is a folder.
+    func checkOutputs(input: String? = nil) throws {
+        for p in [output] + (report.map { [$0] } ?? []) { try AtomicFile.checkWritable(p) }
+        if let input { try Converter.checkDistinct(input: input, output: output) }
     }
 
     func finish(_ r: ConversionResult) throws {
@@ -54,8 +60,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try options.checkOutputs()
-        let r = try Converter.convert(modelDirectory: modelDir, output: options.output,
-                                      options: ConvertOptions(type: options.type ?? .f32, keepF32: options.keepF32), log: log)
+        let r = try Converter.convert(modelDirectory: modelDir, output: options.output, options: options.convertOptions(default: .f32), log: log)
         try options.finish(r)
     }
 }
@@ -66,14 +71,45 @@ struct Quantize: ParsableCommand {
     @OptionGroup var options: ConversionOptions
 
     func validate() throws {
-        if options.type == .f32 { throw ValidationError("quantize makes q8 or f16 files; use --type q8 or --type f16") }
+        if options.type.first == .f32 { throw ValidationError("quantize makes q8 or f16 files; use --type q8 or --type f16") }
     }
 
     func run() throws {
-        try options.checkOutputs()
-        let r = try Converter.quantize(input: input, output: options.output,
-                                       options: ConvertOptions(type: options.type ?? .q8, keepF32: options.keepF32), log: log)
+        try options.checkOutputs(input: input)
+        let r = try Converter.quantize(input: input, output: options.output, options: options.convertOptions(default: .q8), log: log)
         try options.finish(r)
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a whole model file: every tensor's checksum, every float value finite, every int8 column sum.",
+        discussion: "Exit 0 when the file is sound, 1 with the first damaged tensor named. Files written before checksums existed are checked as far as they can be, with a note (add-checksums adds them).")
+    @Argument(help: "The GGUF model file.") var file: String
+    @OptionGroup(title: "Runtime") var runtime: ThreadOptions
+
+    func run() throws {
+        let r = try TensorIntegrity.verify(path: file)
+        if !r.checksummed {
+            Terminal.err("note: \(file) has no tensor checksums (written before they existed): only finite values and int8 column sums were checked; `unclip-weights add-checksums` adds them\n")
+        }
+        Terminal.out(String(format: "%@: ok — %d tensors, %.1f MB%@ in %.2f s (%.2f GB/s)", file, r.tensors, Double(r.bytes) / 1e6,
+                            r.checksummed ? ", every checksum matches" : "", r.seconds, r.seconds > 0 ? Double(r.bytes) / 1e9 / r.seconds : 0))
+    }
+}
+
+struct AddChecksums: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add-checksums",
+        abstract: "Copy a model file written before tensor checksums existed, adding them (tensors copied byte for byte, after verify's checks).")
+    @Argument(help: "The GGUF model file.") var input: String
+    @Option(name: [.short, .long], help: ArgumentHelp("The GGUF file to write.", valueName: "out.gguf")) var output: String
+
+    func run() throws {
+        try AtomicFile.checkWritable(output)
+        try Converter.checkDistinct(input: input, output: output)
+        let r = try Converter.addChecksums(input: input, output: output, log: log)
+        Terminal.out(String(format: "%d tensors, %.1f MB copied in %.2f s", r.tensors, Double(r.outputBytes) / 1e6, r.seconds))
     }
 }
 
@@ -104,9 +140,7 @@ func printReport(_ r: ConversionResult) {
 
 func writeReport(_ r: ConversionResult, _ path: String?) throws {
     guard let path else { return }
-    do { try Data(r.reportJSON.text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw RuntimeFailure("cannot write the report \(path): \(error.localizedDescription)")
-    }
+    try AtomicFile.write(Data(r.reportJSON.text.utf8), to: path)
 }
 
 func inspect(_ path: String) throws {

@@ -51,6 +51,41 @@ public struct ConvertOptions: Sendable {
         self.type = type
         self.keepF32 = keepF32
     }
+
+    /// Each --keep-f32 glob is well formed: no '[' without its ']', no empty pattern, no trailing '\'.
+    public func validate() throws {
+        for g in keepF32 {
+            guard !g.isEmpty else { throw UnCLIPError.invalidArgument(name: "--keep-f32", detail: "an empty glob matches nothing") }
+            let chars = Array(g)
+            var i = 0
+            while i < chars.count {
+                switch chars[i] {
+                case "\\":
+                    guard i + 1 < chars.count else { throw UnCLIPError.invalidArgument(name: "--keep-f32", detail: "'\(g)' ends with a lone '\\'") }
+                    i += 1
+                case "[":
+                    // fnmatch: ']' right after '[' or '[!' is literal
+                    var j = i + 1
+                    if j < chars.count, chars[j] == "!" || chars[j] == "^" { j += 1 }
+                    if j < chars.count, chars[j] == "]" { j += 1 }
+                    while j < chars.count, chars[j] != "]" { j += 1 }
+                    guard j < chars.count else {
+                        throw UnCLIPError.invalidArgument(name: "--keep-f32", detail: "'\(g)' has a '[' without its ']' (quote a literal bracket as '[[]')")
+                    }
+                    i = j
+                default: break
+                }
+                i += 1
+            }
+        }
+    }
+
+    /// Every glob matches at least one source tensor (a glob matching nothing is almost always a typo).
+    func checkGlobsMatch(_ names: [String]) throws {
+        for g in keepF32 where !names.contains(where: { fnmatch(g, $0, 0) == 0 }) {
+            throw UnCLIPError.invalidArgument(name: "--keep-f32", detail: "'\(g)' matches no tensor (names are full, e.g. 'decoder.conv_in.weight'; `unclip-weights inspect` lists the components)")
+        }
+    }
 }
 
 /// One tensor of the output file and where its bytes come from.
@@ -65,6 +100,15 @@ struct PlannedTensor {
 }
 
 public enum Converter {
+    /// The output must not be the input (the same file under any name): a failed write would lose the source.
+    public static func checkDistinct(input: String, output: String) throws {
+        var a = stat(), b = stat()
+        guard stat(input, &a) == 0, stat(output, &b) == 0 else { return }
+        if a.st_dev == b.st_dev && a.st_ino == b.st_ino {
+            throw UnCLIPError.invalidArgument(name: "output", detail: "\(output) is the input file itself; write to a new file (and rename it afterwards if you want)")
+        }
+    }
+
     /// Whether a weight is stored as int8: matrices and convolution kernels with at least 32 inputs per output
     /// and 1024 elements; never embedding tables (gathered, not multiplied), norms or biases (rank 1).
     public static func quantizable(_ name: String, shape: [Int]) -> Bool {
@@ -107,6 +151,7 @@ public enum Converter {
     public static func convert(modelDirectory dir: String, output: String, options: ConvertOptions,
                                log: (String) -> Void = { _ in }) throws -> ConversionResult {
         let t0 = Date()
+        try options.validate()
         let model = try ModelDirectory(path: dir)
         var metadata: [(String, GGUFValue)] = [
             ("general.architecture", .string(UnCLIPGGUF.architecture)),
@@ -151,7 +196,10 @@ public enum Converter {
                     let info = e.info, file = e.file
                     for (t, role) in outputs(name: full, shape: info.shape, options: options) {
                         plan.append(PlannedTensor(out: t, role: role, source: full, sourceShape: info.shape,
-                                                  read: { try file.readFloats(info, into: $0) }))
+                                                  read: { dest in
+                        try file.readFloats(info, into: dest)
+                        try TensorIntegrity.requireFinite(kind: Int32(CK_FLOAT_F32), count: info.count, bytes: dest, file: file.path, tensor: info.name)
+                    }))
                     }
                 }
             case .scheduler, .imageProcessor:
@@ -159,6 +207,7 @@ public enum Converter {
             }
         }
         for p in plan where p.role == .q8Packed { metadata.append((UnCLIPGGUF.q8Shape(p.source), .ints(p.sourceShape))) }
+        try options.checkGlobsMatch(plan.map(\.source))
         try write(plan: plan, metadata: metadata, output: output, result: &result, log: log)
         result.seconds = Date().timeIntervalSince(t0)
         return result
@@ -168,6 +217,8 @@ public enum Converter {
     public static func quantize(input: String, output: String, options: ConvertOptions,
                                 log: (String) -> Void = { _ in }) throws -> ConversionResult {
         let t0 = Date()
+        try options.validate()
+        try checkDistinct(input: input, output: output)
         let g = try GGUFFile(path: input)
         guard g.value("general.architecture")?.string == UnCLIPGGUF.architecture else {
             throw WeightsError(.malformed, file: input, "not an unclip model file (general.architecture is not \"unclip\")")
@@ -175,12 +226,13 @@ public enum Converter {
         guard g.value(UnCLIPGGUF.weightType)?.string != WeightType.q8.rawValue else {
             throw WeightsError(.unsupported, file: input, "is already int8; quantize the f32 or f16 file instead")
         }
-        var metadata = g.metadata.filter { $0.0 != UnCLIPGGUF.weightType && !$0.0.hasPrefix("unclip.q8.") }
+        var metadata = g.metadata.filter { $0.0 != UnCLIPGGUF.weightType && $0.0 != UnCLIPGGUF.tensorChecksums && !$0.0.hasPrefix("unclip.q8.") }
         metadata.append((UnCLIPGGUF.weightType, .string(options.type.rawValue)))
         if options.type == .q8 { metadata.append((UnCLIPGGUF.q8Layout, .string(UnCLIPGGUF.q8LayoutDescription))) }
         var plan: [PlannedTensor] = []
         var result = ConversionResult()
         result.components = g.value(UnCLIPGGUF.components)?.strings ?? []
+        let sums = try TensorIntegrity.checksums(g)
         for t in g.tensors {
             guard t.type == .f32 || t.type == .f16 else {
                 throw WeightsError(.unsupported, file: input, tensor: t.name, "type \(t.type.name); quantize reads F32 and F16 tensors")
@@ -189,16 +241,22 @@ public enum Converter {
             let info = t
             for (o, role) in outputs(name: t.name, shape: t.shape, options: options) {
                 plan.append(PlannedTensor(out: o, role: role, source: t.name, sourceShape: t.shape, read: { dest in
-                    if info.type == .f32 { try g.read(info, into: dest) } else {
+                    // the source's own checksum (when it has them) and finite values, before anything is written
+                    if info.type == .f32 {
+                        try g.read(info, into: dest)
+                        try TensorIntegrity.check(info, bytes: dest, expected: sums?[info.name], file: input)
+                    } else {
                         let tmp = UnsafeMutablePointer<UInt16>.allocate(capacity: max(info.count, 1))
                         defer { tmp.deallocate() }
                         try g.read(info, into: tmp)
+                        try TensorIntegrity.check(info, bytes: tmp, expected: sums?[info.name], file: input)
                         ck_f16_to_f32(info.count, tmp, dest)
                     }
                 }))
             }
         }
         for p in plan where p.role == .q8Packed { metadata.append((UnCLIPGGUF.q8Shape(p.source), .ints(p.sourceShape))) }
+        try options.checkGlobsMatch(plan.map(\.source))
         try write(plan: plan, metadata: metadata, output: output, result: &result, log: log)
         result.seconds = Date().timeIntervalSince(t0)
         return result
@@ -219,7 +277,7 @@ public enum Converter {
         var q8Source = ""
         var scale: [Float] = [], colsum: [Int32] = []
         var entries: [QuantizationEntry] = []
-        try writer.write(metadata: metadata, tensors: plan.map(\.out)) { i, buf in
+        try writer.write(metadata: metadata, tensors: plan.map(\.out), checksumKey: UnCLIPGGUF.tensorChecksums) { i, buf in
             let p = plan[i]
             let count = p.sourceShape.reduce(1, *)
             switch p.role {
@@ -262,5 +320,32 @@ public enum Converter {
         result.tensors = plan.count
         result.quantization = entries
         log("wrote \(output): \(plan.count) tensors, \(result.outputBytes) bytes")
+    }
+}
+
+extension Converter {
+    /// Rewrites a model file with a checksum per tensor (for files written before conversions recorded them):
+    /// every tensor is checked first (its existing checksum if any, finite float values, int8 column sums), then
+    /// copied byte for byte, so the images it makes do not change.
+    public static func addChecksums(input: String, output: String, log: (String) -> Void = { _ in }) throws -> ConversionResult {
+        let t0 = Date()
+        try checkDistinct(input: input, output: output)
+        _ = try TensorIntegrity.verify(path: input)
+        let g = try GGUFFile(path: input)
+        var metadata = g.metadata.filter { $0.0 != UnCLIPGGUF.tensorChecksums && $0.0 != "general.alignment" }
+        metadata.insert(("general.alignment", .u32(UInt32(GGUF.defaultAlignment))), at: min(2, metadata.count))
+        var result = ConversionResult()
+        result.components = g.value(UnCLIPGGUF.components)?.strings ?? []
+        let writer = try GGUFWriter(path: output)
+        try writer.write(metadata: metadata, tensors: g.tensors.map { GGUFWriter.Tensor(name: $0.name, type: $0.type, shape: $0.shape) },
+                         checksumKey: UnCLIPGGUF.tensorChecksums) { i, buf in
+            if let p = buf.baseAddress { try g.read(g.tensors[i], into: p) }
+            result.inputBytes += buf.count
+            result.outputBytes += buf.count
+        }
+        result.tensors = g.tensors.count
+        result.seconds = Date().timeIntervalSince(t0)
+        log("wrote \(output): \(g.tensors.count) tensors, each with its checksum")
+        return result
     }
 }

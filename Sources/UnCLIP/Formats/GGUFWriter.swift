@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Writes a GGUF v3 file in one pass: metadata and every tensor's descriptor first, then the tensors' data in
@@ -85,11 +86,22 @@ public final class GGUFWriter {
     }
 
     /// Writes the whole file. `data(i, buffer)` must fill `buffer` (exactly tensors[i]'s bytes).
-    public func write(metadata: [(String, GGUFValue)], tensors: [Tensor],
+    /// `checksumKey`: a last metadata entry, an array of UInt64 holding each tensor's XXH64 (seed 0, over its
+    /// bytes without padding) in descriptor order; written as zeros first and filled in once the data is out.
+    public func write(metadata: [(String, GGUFValue)], tensors: [Tensor], checksumKey: String? = nil,
                       data: (Int, UnsafeMutableRawBufferPointer) throws -> Void) throws {
         do {
-            var header = GGUF.magic + GGUFWriter.le(GGUF.version) + GGUFWriter.le(UInt64(tensors.count)) + GGUFWriter.le(UInt64(metadata.count))
+            let entries = metadata.count + (checksumKey == nil ? 0 : 1)
+            var header = GGUF.magic + GGUFWriter.le(GGUF.version) + GGUFWriter.le(UInt64(tensors.count)) + GGUFWriter.le(UInt64(entries))
             for (k, v) in metadata { header += GGUFWriter.str(k) + GGUFWriter.le(v.typeID) + GGUFWriter.encode(v) }
+            var checksumOffset: Int?
+            if let key = checksumKey {
+                let placeholder = GGUFValue.array(type: 10, [GGUFValue](repeating: .u64(0), count: tensors.count))
+                header += GGUFWriter.str(key) + GGUFWriter.le(placeholder.typeID) + GGUFWriter.le(UInt32(10)) + GGUFWriter.le(UInt64(tensors.count))
+                checksumOffset = header.count
+                header += [UInt8](repeating: 0, count: 8 * tensors.count)
+            }
+            var sums: [UInt64] = []
             var offset = 0
             for t in tensors {
                 header += GGUFWriter.str(t.name) + GGUFWriter.le(UInt32(t.shape.count))
@@ -105,10 +117,19 @@ public final class GGUFWriter {
             for (i, t) in tensors.enumerated() {
                 let slice = UnsafeMutableRawBufferPointer(rebasing: buf[0..<t.byteCount])
                 try data(i, slice)
+                if checksumOffset != nil { sums.append(ck_xxh64(slice.baseAddress, t.byteCount, 0)) }
                 try put(UnsafeRawBufferPointer(slice))
                 try padding()
             }
             guard let h = handle else { throw WeightsError(.io, file: path, "writer already closed") }
+            if let at = checksumOffset {
+                let bytes = sums.flatMap { GGUFWriter.le($0) }
+                guard fseeko(h, off_t(at), SEEK_SET) == 0, fwrite(bytes, 1, bytes.count, h) == bytes.count else {
+                    let reason = String(cString: strerror(errno))
+                    abandon()
+                    throw WeightsError(.io, file: path, "write failed: \(reason)")
+                }
+            }
             handle = nil
             if fflush(h) != 0 || fsync(fileno(h)) != 0 {
                 let reason = String(cString: strerror(errno))

@@ -28,8 +28,6 @@ public enum SafeTensorsWriter {
         withUnsafeBytes(of: UInt64(header.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(contentsOf: header)
         for t in tensors { t.values.withUnsafeBytes { data.append(contentsOf: $0) } }
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw WeightsError(.io, file: path, "cannot write: \(error.localizedDescription)")
-        }
+        try AtomicFile.write(data, to: path)
     }
 }

@@ -195,10 +195,11 @@ public final class UnCLIPPipeline {
         return (try UnCLIPPipeline.toImages(final), stages)
     }
 
-    /// (x·0.5 + 0.5) clamped to [0, 1], ×255, rounded half to even (numpy) → uint8 RGB.
+    /// (x·0.5 + 0.5) clamped to [0, 1], ×255, rounded half to even (numpy) → uint8 RGB; non-finite values are an error.
     public static func toImages(_ x: Tensor) throws -> [PNGImage] {
         let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let v = x.toArray(), per = h * w * c
+        try requireFinite(v, stage: "image", "the final image")  // UInt8(NaN) would trap
         return try (0..<b).map { n in
             let px = (0..<per).map { i -> UInt8 in
                 let y = min(max(v[n * per + i] * 0.5 + 0.5, 0), 1)

@@ -1,8 +1,36 @@
 import Foundation
 
 /// Bytes written to a temporary file beside `path` and renamed into place: the file appears complete or not at all.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to path: String) throws {
+public enum AtomicFile {
+    /// The folder of `path` must exist and `path` must not be a folder: the checks every output gets before work.
+    public static func checkWritable(_ path: String) throws {
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+            throw UnCLIPError.io(path: path, detail: "is a folder; give a file name")
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        guard access(dir.isEmpty ? "." : dir, W_OK) == 0 else {
+            throw UnCLIPError.io(path: path, detail: "cannot write there: its folder \(dir.isEmpty ? "." : dir) \(errno == ENOENT ? "does not exist" : "is not writable (\(String(cString: strerror(errno))))")")
+        }
+    }
+
+    /// mkdir -p, with the system's reason on failure.
+    public static func makeDirectory(_ path: String) throws {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw UnCLIPError.io(path: path, detail: "exists and is not a folder") }
+            return
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try makeDirectory(parent) }
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+            throw UnCLIPError.io(path: path, detail: "cannot create the folder: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    public static func write(_ data: Data, to path: String) throws { try write([UInt8](data), to: path) }
+
+    public static func write(_ bytes: [UInt8], to path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)

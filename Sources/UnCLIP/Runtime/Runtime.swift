@@ -1,4 +1,5 @@
 import CKernels
+import Foundation
 
 /// The kernel paths (instruction sets) the C core can run.
 public enum KernelPath: Int, CaseIterable, Sendable, CustomStringConvertible {
@@ -36,11 +37,35 @@ public enum Runtime {
 
     public static var threads: Int { Int(ck_get_threads()) }
 
-    /// Sets the kernel thread count (1...1024).
-    public static func setThreads(_ n: Int) throws {
-        guard (1...1024).contains(n) else {
-            throw UnCLIPError.invalidArgument(name: "threads", detail: "\(n) is outside 1...1024")
-        }
+    /// The cores this process may run on (its CPU affinity, else the online cores).
+    public static var usableCores: Int { Int(ck_usable_cores()) }
+
+    /// The most threads `oversubscribe` allows.
+    public static let maxThreads = 1024
+
+    /// Sets the kernel thread count: 1...usableCores, or up to `maxThreads` with `oversubscribe` (more threads than
+    /// cores only contend: on 2 cores, 64 threads made a 2.4 s generation take 12 s and 1024 more than 120 s).
+    public static func setThreads(_ n: Int, oversubscribe: Bool = false) throws {
+        try checkThreads(n, oversubscribe: oversubscribe, source: "threads")
         ck_set_threads(Int32(n))
+    }
+
+    static func checkThreads(_ n: Int, oversubscribe: Bool, source: String) throws {
+        let cores = usableCores
+        guard n >= 1 else { throw UnCLIPError.invalidArgument(name: source, detail: "\(n) must be at least 1") }
+        guard n <= Self.maxThreads else { throw UnCLIPError.invalidArgument(name: source, detail: "\(n) is more than \(Self.maxThreads)") }
+        guard n <= cores || oversubscribe else {
+            throw UnCLIPError.invalidArgument(name: source, detail: "\(n) is more than the \(cores) core\(cores == 1 ? "" : "s") this process may use; more threads than cores slow every kernel down (allow it with --oversubscribe)")
+        }
+    }
+
+    /// `UNCLIP_THREADS` validated as `--threads` is: nil when unset; an error for anything but an integer in range.
+    public static func threadsFromEnvironment(oversubscribe: Bool = false) throws -> Int? {
+        guard let raw = ProcessInfo.processInfo.environment["UNCLIP_THREADS"] else { return nil }
+        guard let n = Int(raw.trimmingCharacters(in: .whitespaces)) else {
+            throw UnCLIPError.invalidArgument(name: "UNCLIP_THREADS", detail: "'\(raw)' is not an integer; set it to 1...\(usableCores) or unset it")
+        }
+        try checkThreads(n, oversubscribe: oversubscribe, source: "UNCLIP_THREADS")
+        return n
     }
 }

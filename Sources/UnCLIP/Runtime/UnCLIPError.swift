@@ -8,6 +8,9 @@ public enum UnCLIPError: Error, Equatable, CustomStringConvertible {
     case io(path: String, detail: String)
     /// An image file is unreadable or unsupported.
     case image(path: String, detail: String)
+    /// A stage produced (or was given) NaN or infinite values: corrupt weights, a corrupt noise file or a numeric
+    /// fault. Nothing is written.
+    case nonFinite(stage: String, detail: String)
 
     public var description: String {
         switch self {
@@ -15,6 +18,7 @@ public enum UnCLIPError: Error, Equatable, CustomStringConvertible {
         case let .invalidArgument(name, detail): return "invalid \(name): \(detail)"
         case let .io(path, detail): return "\(path): \(detail)"
         case let .image(path, detail): return "\(path): \(detail)"
+        case let .nonFinite(stage, detail): return "\(stage): \(detail)"
         }
     }
 }
@@ -22,4 +26,18 @@ public enum UnCLIPError: Error, Equatable, CustomStringConvertible {
 @inline(__always)
 func require(_ condition: Bool, _ op: String, _ detail: @autoclosure () -> String) throws {
     if !condition { throw UnCLIPError.shapeMismatch(operation: op, detail: detail()) }
+}
+
+/// Refuses NaN and ±∞ in a stage's output (`what` names the values), naming the stage, the first bad index and
+/// how many there are; the likeliest causes are corrupt weights or noise, so it says to verify the model file.
+func requireFinite(_ v: [Float], stage: String, _ what: @autoclosure () -> String) throws {
+    var first = -1, bad = 0
+    v.withUnsafeBufferPointer { p in
+        for i in 0..<p.count where !p[i].isFinite {
+            if first < 0 { first = i }
+            bad += 1
+        }
+    }
+    guard first >= 0 else { return }
+    throw UnCLIPError.nonFinite(stage: stage, detail: "\(what()) has \(bad) NaN or infinite value\(bad == 1 ? "" : "s") (first at index \(first) of \(v.count)): the model file or noise file is probably corrupt; run `unclip-weights verify` on the model; nothing was written")
 }

@@ -76,6 +76,7 @@ public struct DenoisingLoop {
         let n = b * per
         precondition(latents.count == n, "\(stage): latents \(latents.count) for \(b) × \(itemShape)")
         var x = latents
+        try requireFinite(x, stage: stage, "the initial latents")
         for i in steps ?? timesteps.indices {
             let t = timesteps[i]
             if let progress {
@@ -100,6 +101,7 @@ public struct DenoisingLoop {
                                               step: i, timesteps: timesteps, sample: x, noise: z)
                 }
                 x = next
+                try requireFinite(x, stage: stage, "the sample after step \(i + 1) of \(timesteps.count) (timestep \(t))")
                 if let onStep {
                     try onStep(StepInfo(index: i, timestep: t, target: target, timesteps: timesteps, images: images ?? 0..<b, resample: k), &x)
                 }

@@ -18,6 +18,7 @@ public struct ImageEncoderStage {
         let enc = try model.build("image_encoder") { try CLIPVisionModelWithProjection(scope: $0, config: try .init(try model.config("image_encoder"))) }
         // one image at a time: an embedding does not depend on the rest of its batch
         let embeds = try pixels.map { try enc($0).toArray() }                                                 // D × [E]
+        for e in embeds { try requireFinite(e, stage: "image_encoder", "the image embedding") }
         let rows = first.map { embeds[distinct.firstIndex(of: $0)!] }                                         // B × [E]
         return try Tensor(shape: [rows.count, rows[0].count], values: rows.flatMap { $0 })
     }

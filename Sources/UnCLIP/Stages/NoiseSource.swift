@@ -33,6 +33,9 @@ public final class ReplayNoise: NoiseSource {
             throw WeightsError(.tensor, file: file.path, tensor: name, "has shape \(info.shape), this run needs \(shape)")
         }
         let v = try file.readFloats(name)
+        if let i = v.firstIndex(where: { !$0.isFinite }) {
+            throw WeightsError(.tensor, file: file.path, tensor: name, "value \(i) is \(v[i]): a noise file must hold finite numbers (remake it, or generate with --seed)")
+        }
         return shape.count == 4 ? NoiseLayout.nchwToNHWC(v, shape) : v
     }
 

@@ -43,6 +43,8 @@ public struct PriorStage {
                 try m.denoise(input, timestep: t, text: tr)
             }
         }
-        return try m.prior.postProcessLatents(try Tensor(shape: [b, e], values: x))                        // [B, E]
+        let embeds = try m.prior.postProcessLatents(try Tensor(shape: [b, e], values: x))                  // [B, E]
+        try requireFinite(embeds.toArray(), stage: "prior", "the image embeddings")
+        return embeds
     }
 }

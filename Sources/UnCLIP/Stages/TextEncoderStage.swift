@@ -47,6 +47,8 @@ public struct TextEncoderStage {
         let encoded = texts.map { tokenizer.encode($0) }
         let enc = try model.build("text_encoder") { try CLIPTextModelWithProjection(scope: $0, config: try .init(try model.config("text_encoder"))) }
         let (embeds, hidden) = try enc(encoded.map(\.ids))                                                  // [T, E], [T, L, D]
+        try requireFinite(embeds.toArray(), stage: "text_encoder", "the text embeddings")
+        try requireFinite(hidden.toArray(), stage: "text_encoder", "the last hidden states")
         let index = rows.map { texts.firstIndex(of: $0)! }
         return TextConditioning(promptEmbeds: try Self.gather(embeds, index), hidden: try Self.gather(hidden, index),
                                 mask: index.map { encoded[$0].mask.map { $0 != 0 } }, batch: prompts.count, guided: guided)

@@ -9,6 +9,8 @@ public final class ModelFile: @unchecked Sendable {
     public let gguf: GGUFFile
     public let components: [String]
     public let weightType: WeightType
+    /// Each tensor's XXH64 by name (TensorIntegrity); nil for a file written before conversions recorded them.
+    public let checksums: [String: UInt64]?
     public var path: String { gguf.path }
 
     public init(path: String) throws {
@@ -24,6 +26,7 @@ public final class ModelFile: @unchecked Sendable {
             throw WeightsError(.malformed, file: path, "has no valid \(UnCLIPGGUF.weightType)")
         }
         weightType = wt
+        checksums = try TensorIntegrity.checksums(gguf)
         for t in gguf.tensors {
             guard let dot = t.name.firstIndex(of: "."), comps.contains(String(t.name[..<dot])) else {
                 throw WeightsError(.tensor, file: path, tensor: t.name, "does not belong to any listed component")
@@ -64,14 +67,21 @@ public final class ModelFile: @unchecked Sendable {
         gguf.value(UnCLIPGGUF.config(component))?.string.flatMap { try? JSON.parse($0) }
     }
 
-    /// Maps one component's tensors; they stay mapped while the scope (or anything built from it) lives.
+    /// Maps one component's tensors; they stay mapped while the scope (or anything built from it) lives. Every
+    /// tensor is checked first (TensorIntegrity: its checksum when the file has them, finite float values).
     public func load(_ component: String) throws -> ComponentScope {
         guard components.contains(component) else {
             throw WeightsError(.tensor, file: path, "has no component '\(component)' (it has: \(components.joined(separator: ", ")))")
         }
         let prefix = component + "."
         let ts = gguf.tensors.filter { $0.name.hasPrefix(prefix) }
-        return ComponentScope(file: self, component: component, tensors: ts, region: try gguf.map(ts))
+        let scope = ComponentScope(file: self, component: component, tensors: ts, region: try gguf.map(ts))
+        if let region = scope.region {
+            for t in ts where t.byteCount > 0 {
+                try TensorIntegrity.check(t, bytes: region.data + (t.offset - scope.base), expected: checksums?[t.name], file: path)
+            }
+        }
+        return scope
     }
 }
 

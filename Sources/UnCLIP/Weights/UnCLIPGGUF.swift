@@ -20,6 +20,9 @@ public enum UnCLIPGGUF {
     public static let q8LayoutDescription =
         "int8 panels [ceil(N/32)][Kp/4][32][4], Kp = K rounded up to 64, k = (ky*kw+kx)*Cin+ci for convolutions; "
         + "symmetric per-output-channel scale in <name>.scale (F32 [N]), column sums in <name>.colsum (I32 [N])"
+    /// Each tensor's XXH64 (seed 0, its bytes without padding), UInt64 array in descriptor order; checked when a
+    /// component is mapped and by `unclip-weights verify`. Files written before it existed load without the check.
+    public static let tensorChecksums = "unclip.tensor_xxh64"
     public static func scaleName(_ t: String) -> String { t + ".scale" }
     public static func colsumName(_ t: String) -> String { t + ".colsum" }
 }

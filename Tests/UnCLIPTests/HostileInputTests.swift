@@ -1,0 +1,229 @@
+import CKernels
+import Foundation
+import XCTest
+@testable import UnCLIP
+
+/// Issue 16's bad inputs, each fed for real: damaged model files, NaN-producing weights and noise, thread counts,
+/// output paths, unclip-weights misuse. Every one must end in a typed error (exit 1 or 2), never a trap, and leave
+/// nothing half-written.
+final class HostileInputTests: XCTestCase {
+    /// A copy of a GGUF file with tensors' bytes changed by `mutate`, with or without tensor checksums (a file
+    /// "from before checksums"); kept checksums are those of the changed bytes.
+    static func rewrite(_ src: String, to dst: String, checksums: Bool, mutate: [String: (UnsafeMutableRawBufferPointer) -> Void] = [:]) throws {
+        let g = try GGUFFile(path: src)
+        let meta = g.metadata.filter { $0.0 != UnCLIPGGUF.tensorChecksums }
+        try GGUFWriter(path: dst).write(metadata: meta, tensors: g.tensors.map { GGUFWriter.Tensor(name: $0.name, type: $0.type, shape: $0.shape) },
+                                        checksumKey: checksums ? UnCLIPGGUF.tensorChecksums : nil) { i, buf in
+            if let p = buf.baseAddress { try g.read(g.tensors[i], into: p) }
+            mutate[g.tensors[i].name]?(buf)
+        }
+    }
+
+    /// Flips bits of one byte of a tensor in place in the file (the damage a bad disk or download does).
+    static func flip(_ path: String, tensor: String, byte: Int, mask: UInt8) throws {
+        let g = try GGUFFile(path: path)
+        let t = try XCTUnwrap(g.tensor(tensor))
+        var d = try Data(contentsOf: URL(fileURLWithPath: path))
+        d[g.dataStart + t.offset + byte] ^= mask
+        try d.write(to: URL(fileURLWithPath: path))
+    }
+
+    func testXXH64MatchesTheSpecAndPythonXXHash() {
+        // (length, seed 0, seed 7) from python-xxhash 3.5.0 (xxhash.xxh64_intdigest); empty with seed 0 is also the spec's test vector
+        let cases: [([UInt8], UInt64, UInt64)] = [
+            ([], 0xef46db3751d8e999, 0x95f0626f6f0a4409), (Array("a".utf8), 0xd24ec4f1a98c6e5b, 0xdc6349d489e0f965),
+            (Array("abc".utf8), 0x44bc2cf5ad770999, 0x9e755206156676d7), ((0..<32).map { UInt8($0) }, 0xcbf59c5116ff32b4, 0xa5972d57c4aea230),
+            ((0..<100).map { UInt8($0) }, 0x6ac1e58032166597, 0x80653e7e9b887cdd),
+            (Array(String(repeating: "unclip", count: 50).utf8), 0xc655ad1465b3951c, 0x632eee5f659272ff),
+        ]
+        for (bytes, h0, h7) in cases {
+            XCTAssertEqual(bytes.withUnsafeBytes { ck_xxh64($0.baseAddress, bytes.count, 0) }, h0, "\(bytes.count) bytes")
+            XCTAssertEqual(bytes.withUnsafeBytes { ck_xxh64($0.baseAddress, bytes.count, 7) }, h7, "\(bytes.count) bytes, seed 7")
+        }
+        // the non-finite counter over each float kind
+        let f: [Float] = [1, .nan, 2, .infinity, -.infinity, 0]
+        var first = 99
+        XCTAssertEqual(f.withUnsafeBytes { ck_count_nonfinite(Int32(CK_FLOAT_F32), f.count, $0.baseAddress, &first) }, 3)
+        XCTAssertEqual(first, 1)
+        let h: [UInt16] = [0x3c00, 0x7c00, 0xfe00, 0x7bff], b: [UInt16] = [0x3f80, 0x7f80, 0x7f7f, 0xffc0]
+        XCTAssertEqual(h.withUnsafeBytes { ck_count_nonfinite(Int32(CK_FLOAT_F16), h.count, $0.baseAddress, &first) }, 2)
+        XCTAssertEqual(b.withUnsafeBytes { ck_count_nonfinite(Int32(CK_FLOAT_BF16), b.count, $0.baseAddress, &first) }, 2)
+        XCTAssertEqual(first, 1)
+    }
+
+    /// The issue's reproduction: one flipped bit in the shipped model (inside super_res_last.conv_norm_out.weight, an
+    /// F32 tensor) used to reach UInt8(NaN) and trap. Now its checksum catches it when the component is mapped; in a
+    /// file without checksums the NaN it makes is refused at load with the tensor's name.
+    func testFlippedBitInTheShippedModel() throws {
+        let work = try temporaryDirectory("flip")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let name = "super_res_last.conv_norm_out.weight"
+        for checksums in [true, false] {
+            let damaged = work.appendingPathComponent("m-\(checksums).gguf").path, out = work.appendingPathComponent("o.png").path
+            try Self.rewrite(EmbeddedModelTests.modelPath, to: damaged, checksums: checksums)
+            try Self.flip(damaged, tensor: name, byte: 7, mask: 0x40)  // value 1's exponent: 0x3f… → 0x7f…, NaN or ∞
+            let r = try runExecutable("unclip", ["generate", "a red circle", "-m", damaged, "-o", out, "-q",
+                                                 "--prior-steps", "2", "--decoder-steps", "2", "--super-res-steps", "2"])
+            XCTAssertEqual(r.code, 1, r.err)
+            XCTAssertTrue(r.err.contains("tensor '\(name)'"), r.err)
+            XCTAssertTrue(r.err.contains(checksums ? "checksum mismatch" : "NaN or infinite"), r.err)
+            XCTAssertEqual(r.err.contains("has no tensor checksums"), !checksums, r.err)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+            let v = try runExecutable("unclip-weights", ["verify", damaged])
+            XCTAssertEqual(v.code, 1, v.err)
+            XCTAssertTrue(v.err.contains(name), v.err)
+        }
+        // a flipped bit in an int8 weight that checksums catch and the column sums would too
+        let q = work.appendingPathComponent("q.gguf").path
+        try Self.rewrite(EmbeddedModelTests.modelPath, to: q, checksums: true)
+        try Self.flip(q, tensor: "decoder.conv_in.weight", byte: 0, mask: 0x01)
+        XCTAssertThrowsError(try ModelFile(path: q).load("decoder")) { XCTAssertTrue("\($0)".contains("checksum mismatch"), "\($0)") }
+        // the shipped file itself is sound and has checksums
+        let ok = try runExecutable("unclip-weights", ["verify", EmbeddedModelTests.modelPath])
+        XCTAssertEqual(ok.code, 0, ok.err)
+        XCTAssertTrue(ok.out.contains("every checksum matches"), ok.out)
+    }
+
+    /// A finite but huge weight overflows to ∞ and NaN inside a stage: the stage's output check names it (a file
+    /// without checksums, so nothing refuses it earlier); the CLI exits 1 and writes nothing.
+    func testNaNArisingInAStageIsATypedError() throws {
+        let work = try temporaryDirectory("stagenan")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = work.appendingPathComponent("huge.gguf").path, out = work.appendingPathComponent("o.png").path
+        try Self.rewrite(try TinyKarlo.model(.f32).path, to: model, checksums: false, mutate: ["prior.proj_in.weight": { buf in
+            let f = buf.bindMemory(to: Float.self)
+            for i in f.indices { f[i] = 3e38 }
+        }])
+        let pipe = try UnCLIPPipeline(model: try ModelFile(path: model))
+        var o = GenerationOptions()
+        (o.priorSteps, o.decoderSteps, o.superResSteps) = (2, 2, 2)
+        XCTAssertThrowsError(try pipe.generate(prompt: "a red circle", options: o, noise: SeededNoise(seed: 1))) { e in
+            guard case let .nonFinite(stage, detail)? = e as? UnCLIPError else { return XCTFail("\(e)") }
+            XCTAssertEqual(stage, "prior")
+            XCTAssertTrue(detail.contains("NaN or infinite"), detail)
+        }
+        let r = try runExecutable("unclip", ["generate", "a red circle", "-m", model, "-o", out, "--prior-steps", "2", "--decoder-steps", "2", "--super-res-steps", "2"])
+        XCTAssertEqual(r.code, 1, r.err)
+        XCTAssertTrue(r.err.contains("prior:"), r.err)
+        XCTAssertFalse(r.err.contains("Fatal error"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        // the last guard: a NaN image tensor is an error, not UInt8(NaN)
+        XCTAssertThrowsError(try UnCLIPPipeline.toImages(try Tensor(shape: [1, 1, 2, 3], values: [0, 0, .nan, 0, 0, 0])))
+    }
+
+    /// A noise file whose prior.latents are NaN is refused when the draw is read, naming the file and tensor.
+    func testNaNNoiseFileIsRefused() throws {
+        let work = try temporaryDirectory("noisenan")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let src = try SafeTensorsFile(path: try TinyKarlo.noisePath())
+        let bad = work.appendingPathComponent("nan.safetensors").path, out = work.appendingPathComponent("o.png").path
+        try SafeTensorsWriter.write(bad, tensors: try src.tensors.map { t in
+            var v = try src.readFloats(t.name)
+            if t.name == "prior.latents" { v[3] = .nan }
+            return (t.name, t.shape, v)
+        })
+        let r = try runExecutable("unclip", ["generate", "a red circle on top of a blue square", "-m", try TinyKarlo.model(.f32).path, "-o", out, "--noise", bad])
+        XCTAssertEqual(r.code, 1, r.err)
+        XCTAssertTrue(r.err.contains("tensor 'prior.latents'") && r.err.contains("finite"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
+    /// --threads and UNCLIP_THREADS: the same validation, bounded by the usable cores unless --oversubscribe.
+    func testThreadsAreBoundedAndTheEnvironmentValidated() throws {
+        let cores = Runtime.usableCores
+        XCTAssertThrowsError(try Runtime.setThreads(cores + 1))
+        XCTAssertThrowsError(try Runtime.setThreads(0))
+        XCTAssertThrowsError(try Runtime.setThreads(Runtime.maxThreads + 1, oversubscribe: true))
+        let work = try temporaryDirectory("threads")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = try TinyKarlo.model(.f32).path, out = work.appendingPathComponent("o.png").path
+        let base = ["generate", "x", "-m", model, "-o", out, "--prior-steps", "2", "--decoder-steps", "2", "--super-res-steps", "2", "-q"]
+        for (extra, env) in [(["--threads", "\(cores + 1)"], [:]), (["--threads", "0"], [:]), ([], ["UNCLIP_THREADS": "0"]),
+                             ([], ["UNCLIP_THREADS": "abc"]), ([], ["UNCLIP_THREADS": "-3"]), ([], ["UNCLIP_THREADS": "\(cores + 1)"]),
+                             (["--threads", "2000", "--oversubscribe"], [:])] as [([String], [String: String])] {
+            let r = try runExecutable("unclip", base + extra, env: env)
+            XCTAssertEqual(r.code, 2, "\(extra) \(env): \(r.err)")
+            XCTAssertTrue(r.err.contains("thread") || r.err.contains("THREADS"), r.err)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        var r = try runExecutable("unclip", base + ["--threads", "\(cores + 1)", "--oversubscribe"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("warning: \(cores + 1) threads"), r.err)
+        r = try runExecutable("unclip", base, env: ["UNCLIP_THREADS": "1"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(try runExecutable("unclip-weights", ["verify", model, "--threads", "\(cores + 1)"]).code, 2)
+    }
+
+    /// Every output path is checked before the work: a bad --dump folder or an output that is a folder fails at once
+    /// and writes nothing; with a good --dump the image is written before the dump.
+    func testOutputPathsAreCheckedBeforeWork() throws {
+        let work = try temporaryDirectory("outputs")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = try TinyKarlo.model(.f32).path, out = work.appendingPathComponent("o.png").path
+        let steps = ["--prior-steps", "2", "--decoder-steps", "2", "--super-res-steps", "2", "-q"]
+        for args in [["-o", out, "--dump", "/nonexistent-dir/d.safetensors"], ["-o", out, "--dump", work.path],
+                     ["-o", work.appendingPathComponent("dir.png").path]] {
+            try? FileManager.default.createDirectory(at: work.appendingPathComponent("dir.png"), withIntermediateDirectories: true)
+            let r = try runExecutable("unclip", ["generate", "x", "-m", model] + args + steps)
+            XCTAssertEqual(r.code, 1, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.contains("folder"), r.err)
+            XCTAssertFalse(r.err.contains("NSCocoaErrorDomain"), r.err)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        }
+        // interpolate and textdiff: the same checks
+        for args in [["textdiff", try Fixtures.url("tiny-karlo-run-vary.input.png").path, "--to", "x", "-o", "/nonexistent-dir/a.png"],
+                     ["textdiff", try Fixtures.url("tiny-karlo-run-vary.input.png").path, "--to", "x", "-o", work.appendingPathComponent("dir.png").path]] {
+            let r = try runExecutable("unclip", args + ["-m", model, "-q"])
+            XCTAssertEqual(r.code, 1, "\(args): \(r.err)")
+        }
+    }
+
+    /// unclip-weights: no output left on failure, no overwriting its own source, malformed or unmatched globs and a
+    /// repeated --type refused.
+    func testWeightsToolMisuse() throws {
+        let work = try temporaryDirectory("weightsmisuse")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let f32 = work.appendingPathComponent("a.gguf").path, q = work.appendingPathComponent("q.gguf").path
+        XCTAssertEqual(try runExecutable("unclip-weights", ["convert", try Fixtures.url("tiny-karlo").path, "-o", f32]).code, 0)
+        try FileManager.default.createSymbolicLink(atPath: work.appendingPathComponent("link.gguf").path, withDestinationPath: f32)
+        let before = try Data(contentsOf: URL(fileURLWithPath: f32))
+        for (args, code, message) in [
+            (["quantize", f32, "-o", q, "--report", "/nonexistent-dir/r.json"], 1, "does not exist"),
+            (["quantize", f32, "-o", q, "--report", work.path], 1, "is a folder"),
+            (["quantize", f32, "-o", f32], 1, "the input file itself"),
+            (["quantize", f32, "-o", work.appendingPathComponent("link.gguf").path], 1, "the input file itself"),
+            (["quantize", f32, "-o", q, "--keep-f32", "["], 2, "without its ']'"),
+            (["quantize", f32, "-o", q, "--keep-f32", "decoder.nothing.*"], 1, "matches no tensor"),
+            (["quantize", f32, "-o", q, "--type", "q8", "--type", "f16"], 2, "--type given 2 times"),
+            (["quantize", f32, "-o", q, "--report", q], 2, "same file"),
+            (["add-checksums", f32, "-o", f32], 1, "the input file itself"),
+        ] as [([String], Int32, String)] {
+            let r = try runExecutable("unclip-weights", args)
+            XCTAssertEqual(r.code, code, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.contains(message), "\(args): \(r.err)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: q), "\(args) left \(q)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: f32)), before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: work.path).filter { $0.hasSuffix(".tmp") }, [])
+        // a matching glob is accepted and keeps that tensor f32
+        XCTAssertEqual(try runExecutable("unclip-weights", ["quantize", f32, "-o", q, "--keep-f32", "decoder.conv_in.*"]).code, 0)
+        XCTAssertEqual(try GGUFFile(path: q).tensor("decoder.conv_in.weight")?.type, .f32)
+        // add-checksums on a file without them: tensors byte for byte, checksums added, verify then says so
+        let old = work.appendingPathComponent("old.gguf").path, re = work.appendingPathComponent("re.gguf").path
+        try Self.rewrite(q, to: old, checksums: false)
+        XCTAssertNil(try ModelFile(path: old).checksums)
+        var r = try runExecutable("unclip-weights", ["verify", old])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("no tensor checksums"), r.err)
+        r = try runExecutable("unclip-weights", ["add-checksums", old, "-o", re])
+        XCTAssertEqual(r.code, 0, r.err)
+        let (a, b) = (try GGUFFile(path: old), try GGUFFile(path: re))
+        XCTAssertEqual(try ModelFile(path: re).checksums, try ModelFile(path: q).checksums)
+        for t in a.tensors {
+            var x = [UInt8](repeating: 0, count: t.byteCount), y = x
+            try a.read(t, into: &x)
+            try b.read(try XCTUnwrap(b.tensor(t.name)), into: &y)
+            XCTAssertEqual(x, y, t.name)
+        }
+    }
+}
