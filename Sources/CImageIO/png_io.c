@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/stat.h>
 
 typedef struct {
     char *err;
@@ -26,10 +27,22 @@ static void on_warning(png_structp png, png_const_charp msg) {
 
 void ci_free(void *p) { free(p); }
 
+// libpng's own reader says only "Read Error" when the file ends early; this one says what it means.
+static void read_exact(png_structp png, png_bytep out, size_t n) {
+    FILE *f = (FILE *)png_get_io_ptr(png);
+    if (fread(out, 1, n, f) != n)
+        png_error(png, ferror(f) ? "read failed (I/O error)" : "the file ends before the image is complete (truncated or damaged PNG)");
+}
+
 int ci_png_read(const char *path, size_t max_pixels, int *width, int *height, int *channels, uint8_t **data,
                 char *err, size_t errlen) {
     ci_err e = {err, errlen};
     *data = NULL;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "is a folder, not a PNG file");
+        return -1;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open: %s", strerror(errno));
@@ -58,7 +71,7 @@ int ci_png_read(const char *path, size_t max_pixels, int *width, int *height, in
         fclose(f);
         return -1;
     }
-    png_init_io(png, f);
+    png_set_read_fn(png, f, read_exact);
     png_set_sig_bytes(png, 8);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);

@@ -50,6 +50,7 @@ public enum CommandMain {
     }
 
     static func finish<Root: ParsableCommand>(_ root: Root.Type, tool: String, error: Error, parsing: Bool) -> Never {
+        Terminal.endLine()  // an error after progress output starts on its own line
         if let e = error as? UsageError {
             Terminal.err("\(tool): \(e.description)\n(see \(tool) --help)\n")
             exit(2)

@@ -29,6 +29,27 @@ public enum Terminal {
     }
 
     public static func out(_ line: String) { write(line + "\n", to: 1) }
-    public static func err(_ text: String) { write(text, to: 2) }
+
+    public static func err(_ text: String) {
+        guard !text.isEmpty else { return }
+        lock.lock()
+        openLine = !text.hasSuffix("\n")
+        lock.unlock()
+        write(text, to: 2)
+    }
+
+    /// Ends a line that `err` left open (a progress line redrawn with "\r"), so the next message starts on its own
+    /// line instead of being glued to the progress.
+    public static func endLine() {
+        lock.lock()
+        let open = openLine
+        openLine = false
+        lock.unlock()
+        if open { write("\n", to: 2) }
+    }
+
+    nonisolated(unsafe) static var openLine = false
+    static let lock = NSLock()
+
     public static var stderrIsTerminal: Bool { isatty(2) == 1 }
 }

@@ -87,7 +87,7 @@ struct Edit: ParsableCommand {
 
     func run() throws {
         let (source, m, digest) = try inputs()
-        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .edit) { pipe, opts, noises, progress in
+        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .edit, prompts: [("prompt", prompt)]) { pipe, opts, noises, progress in
             var o = opts
             prior.apply(to: &o)
             editing.apply(to: &o)
@@ -125,6 +125,10 @@ struct Extend: ParsableCommand {
     @OptionGroup(title: "Output") var output: OutputOptions
     @OptionGroup(title: "Runtime") var runtime: ThreadOptions
 
+    var labelledPrompts: [(label: String, text: String)] {
+        prompts.count == 1 ? [("prompt", prompts[0])] : prompts.enumerated().map { ("prompt of window \($0.offset + 1)", $0.element) }
+    }
+
     var prompts: [String] {
         promptPerWindow ? prompt.components(separatedBy: " | ").map { $0.trimmingCharacters(in: .whitespaces) } : [prompt]
     }
@@ -138,7 +142,7 @@ struct Extend: ParsableCommand {
     func run() throws {
         let source = try PNGImage.read(image)
         let growth = CanvasGrowth(left: left, right: right, up: up, down: down)
-        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .extend) { pipe, opts, noises, progress in
+        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .extend, prompts: labelledPrompts) { pipe, opts, noises, progress in
             var o = opts
             prior.apply(to: &o)
             editing.apply(to: &o)

@@ -21,7 +21,7 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .textToImage) { pipe, opts, noises, progress in
+        try GenerationRun(model: model, noise: noise, decoder: decoder, sampler: sampler, output: output).run(kind: .textToImage, prompts: [("prompt", prompt)]) { pipe, opts, noises, progress in
             var o = opts
             prior.apply(to: &o)
             let (images, stages) = try pipe.generate(prompt: prompt, options: o, noises: noises, progress: progress)
@@ -63,7 +63,8 @@ struct GenerationRun {
 
     typealias Body = (UnCLIPPipeline, GenerationOptions, NoiseSet, @escaping ProgressHandler) throws -> ([PNGImage], StageOutputs, ImageMetadata, GenerationOptions)
 
-    func run(kind: ImageMetadata.Kind, _ body: Body) throws {
+    /// `prompts`: the run's prompts, checked for truncation before the work.
+    func run(kind: ImageMetadata.Kind, prompts: [(label: String, text: String)] = [], _ body: Body) throws {
         let first = try noise.firstSeed()
         let seeds: [UInt64?] = (0..<output.count).map { k in first.map { $0 &+ UInt64(k) } }
         let paths = try output.paths(seeds: seeds)                  // checked before minutes of work
@@ -77,10 +78,12 @@ struct GenerationRun {
         opts.count = output.count
         opts.maxBatch = output.maxBatch
         let pipe = try UnCLIPPipeline(model: file)
+        let truncated = truncationFacts(pipe.tokenizer, prompts)
         let progress = ProgressReporter(quiet: output.quiet)
         let (images, stages, base, used) = try body(pipe, opts, noises, progress.handler)
         progress.finish(output.count == 1 ? "done" : "\(output.count) images")
         var meta = base
+        meta.extra += truncated
         meta.kind = kind
         meta.record(used, prior: kind != .variation)
         try meta.record(model: file, path: modelPath)

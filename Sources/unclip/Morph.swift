@@ -69,7 +69,7 @@ struct MorphRun {
     /// 23.2 dB with the model's guidance 4, a red circle at 29.7 dB without guidance (docs/morphs.md).
     static let invertedGuidance: Float = 1
 
-    func run(kind: ImageMetadata.Kind, prior: PriorOptions? = nil, inverted: Bool, _ body: Body) throws {
+    func run(kind: ImageMetadata.Kind, prior: PriorOptions? = nil, inverted: Bool, prompts: [(label: String, text: String)] = [], _ body: Body) throws {
         let framePaths = try animation.framePaths()                 // checked before minutes of work
         let source = try noise.noiseSet(count: 1).sources[0]
         let modelPath = try model.path()
@@ -82,10 +82,12 @@ struct MorphRun {
         opts.generation.sampler = sampler.value
         prior?.apply(to: &opts.generation)
         let pipe = try UnCLIPPipeline(model: file)
+        let truncated = truncationFacts(pipe.tokenizer, prompts)
         let progress = ProgressReporter(quiet: animation.quiet)
         let (result, base) = try body(pipe, opts, source, progress.handler)
         progress.finish("\(result.frames.count) frames")
         var meta = base
+        meta.extra += truncated
         meta.kind = kind
         meta.record(opts.generation, prior: prior != nil)
         try meta.record(model: file, path: modelPath)
@@ -162,7 +164,7 @@ struct Interpolate: ParsableCommand {
     func run() throws {
         let run = MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation, inversion: inversion)
         if let from = fromPrompt, let to = toPrompt {
-            try run.run(kind: .interpolation, prior: prior, inverted: false) { pipe, o, source, progress in
+            try run.run(kind: .interpolation, prior: prior, inverted: false, prompts: [("--from-prompt", from), ("--to-prompt", to)]) { pipe, o, source, progress in
                 var meta = ImageMetadata()
                 meta.prompt = "\(from) → \(to)"
                 return (try pipe.interpolate(fromPrompt: from, toPrompt: to, options: o, noise: source, progress: progress), meta)
@@ -219,7 +221,7 @@ struct TextDiff: ParsableCommand {
 
     func run() throws {
         let input = try PNGImage.read(image)
-        try MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation, inversion: inversion).run(kind: .textDiff, inverted: true) { pipe, o, source, progress in
+        try MorphRun(model: model, noise: noise, decoder: decoder, sampler: sampler, animation: animation, inversion: inversion).run(kind: .textDiff, inverted: true, prompts: [("--to caption", to)] + (from.map { [("--from caption", $0)] } ?? [])) { pipe, o, source, progress in
             var meta = ImageMetadata()
             meta.prompt = to
             meta.source = (image as NSString).lastPathComponent

@@ -180,3 +180,15 @@ func checkSteps(_ name: String, _ v: Int?) throws {
 func checkGuidance(_ name: String, _ v: Float?) throws {
     if let v, !(v.isFinite && v >= 0 && v <= 100) { throw ValidationError("\(name) must be a number in 0...100 (got \(v))") }
 }
+
+/// CLIP reads 77 tokens (75 of the prompt's own): a longer prompt is cut, as in diffusers. Says so on stderr before
+/// the work, and returns the metadata fact ("truncated": which prompt kept how many of its tokens).
+func truncationFacts(_ tokenizer: CLIPTokenizer, _ prompts: [(label: String, text: String)]) -> [(String, String)] {
+    var facts: [String] = []
+    for (label, text) in prompts {
+        guard let (kept, total) = tokenizer.truncation(text) else { continue }
+        Terminal.err("warning: the \(label) has \(total) tokens; CLIP reads the first \(kept), the rest is ignored\n")
+        facts.append("\(label) kept \(kept) of \(total) tokens")
+    }
+    return facts.isEmpty ? [] : [("truncated", facts.joined(separator: "; "))]
+}

@@ -226,4 +226,93 @@ final class HostileInputTests: XCTestCase {
             XCTAssertEqual(x, y, t.name)
         }
     }
+
+    /// A hub folder whose tokenizer transformers 5 saved (tokenizer.json + tokenizer_config.json, no vocab.json or
+    /// merges.txt: Fixtures/tiny-karlo-tokenizer-hub5, weights-tools/reference/make_tokenizer5_fixture.py) converts to
+    /// the same tokenizer as the vocab.json layout; both layouts together must agree; the pad token is read from
+    /// special_tokens_map.json when tokenizer_config.json lacks it.
+    func testTransformers5TokenizerLayoutConverts() throws {
+        let work = try temporaryDirectory("tok5")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let fm = FileManager.default
+        let hub = work.appendingPathComponent("hub"), tokDir = hub.appendingPathComponent("tokenizer")
+        try fm.copyItem(at: try Fixtures.url("tiny-karlo"), to: hub)
+        let slowFiles = ["vocab.json", "merges.txt"]
+        for f in slowFiles + ["tokenizer_config.json"] { try fm.removeItem(at: tokDir.appendingPathComponent(f)) }
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            try fm.copyItem(at: try Fixtures.url("tiny-karlo-tokenizer-hub5").appendingPathComponent(f), to: tokDir.appendingPathComponent(f))
+        }
+        let keys = [TokenizerFiles.tokensKey, TokenizerFiles.mergesKey, TokenizerFiles.bosKey, TokenizerFiles.eosKey, TokenizerFiles.padKey]
+        let reference = try TinyKarlo.model(.f32).gguf
+        func converted(_ name: String) throws -> GGUFFile {
+            let out = work.appendingPathComponent(name).path
+            _ = try Converter.convert(modelDirectory: hub.path, output: out, options: ConvertOptions(type: .f32))
+            return try GGUFFile(path: out)
+        }
+        let g = try converted("t5.gguf")
+        for k in keys { XCTAssertEqual(g.value(k), reference.value(k), k) }
+        XCTAssertEqual(try CLIPTokenizer(file: g).encode("a red circle! on top of a blue square").ids,
+                       try CLIPTokenizer(file: reference).encode("a red circle! on top of a blue square").ids)
+        // both layouts: accepted when they agree, refused when they do not
+        for f in slowFiles { try fm.copyItem(at: try Fixtures.url("tiny-karlo/tokenizer").appendingPathComponent(f), to: tokDir.appendingPathComponent(f)) }
+        XCTAssertEqual(try converted("both.gguf").value(TokenizerFiles.mergesKey), reference.value(TokenizerFiles.mergesKey))
+        var merges = try String(contentsOf: tokDir.appendingPathComponent("merges.txt"), encoding: .utf8).components(separatedBy: "\n")
+        merges.swapAt(1, 2)
+        try merges.joined(separator: "\n").write(to: tokDir.appendingPathComponent("merges.txt"), atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try converted("stale.gguf")) { XCTAssertTrue("\($0)".contains("disagree on their merges"), "\($0)") }
+        for f in slowFiles { try fm.removeItem(at: tokDir.appendingPathComponent(f)) }
+        // the pad token from special_tokens_map.json
+        try #"{"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>"}"#.write(to: tokDir.appendingPathComponent("tokenizer_config.json"), atomically: true, encoding: .utf8)
+        try #"{"pad_token": {"content": "<|endoftext|>", "lstrip": false}}"#.write(to: tokDir.appendingPathComponent("special_tokens_map.json"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(try converted("pad.gguf").value(TokenizerFiles.padKey)?.int, 49407)
+        // neither layout: a message that names both
+        try fm.removeItem(at: tokDir.appendingPathComponent("tokenizer.json"))
+        XCTAssertThrowsError(try converted("none.gguf")) { XCTAssertTrue("\($0)".contains("tokenizer.json"), "\($0)") }
+    }
+
+    /// Messages that used to mislead: each names the file and says what is wrong with it.
+    func testMessagesSayWhatIsWrong() throws {
+        let work = try temporaryDirectory("messages")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let model = try TinyKarlo.model(.f32).path, out = work.appendingPathComponent("o.png").path
+        let png = work.appendingPathComponent("t.png").path, noise = work.appendingPathComponent("n.safetensors").path
+        let whole = try Data(contentsOf: try Fixtures.url("tiny-karlo-run-vary.input.png"))
+        try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: png))
+        try Data([8, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d, 0x20, 0x20, 0x20, 0x20, 0x20]).write(to: URL(fileURLWithPath: noise))
+        for (args, message) in [
+            (["vary", png, "-m", model, "-o", out], "truncated or damaged PNG"),
+            (["vary", work.path, "-m", model, "-o", out], "is a folder, not a PNG file"),
+            (["generate", "x", "-m", work.path, "-o", out], "is a folder"),
+            (["generate", "x", "-m", model, "-o", out, "--noise", noise], "a header of 8 bytes, but only 7 bytes follow"),
+        ] {
+            let r = try runExecutable("unclip", args)
+            XCTAssertEqual(r.code, 1, "\(args): \(r.err)")
+            XCTAssertTrue(r.err.contains(message), "\(args): \(r.err)")
+        }
+        var r = try runExecutable("unclip-weights", ["convert", model, "-o", work.appendingPathComponent("c.gguf").path])
+        XCTAssertEqual(r.code, 1, r.err)
+        XCTAssertTrue(r.err.contains("is a GGUF file, not a model folder"), r.err)
+        // a GGUF from another program, without tensors and without padding after its header: not "truncated"
+        let other = work.appendingPathComponent("other.gguf").path
+        try GGUFWriter(path: other).write(metadata: [("general.architecture", .string("llama")), ("general.name", .string("vocab"))], tensors: []) { _, _ in }
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: other))
+        while bytes.last == 0 { bytes.removeLast() }
+        try bytes.write(to: URL(fileURLWithPath: other))
+        XCTAssertThrowsError(try ModelFile(path: other)) { XCTAssertTrue("\($0)".contains("not an unclip model file"), "\($0)") }
+        // an error after progress output starts on its own line (stderr a terminal: `script` gives the run a pty)
+        let huge = work.appendingPathComponent("huge.gguf").path
+        try Self.rewrite(model, to: huge, checksums: false, mutate: ["decoder.conv_out.weight": { buf in
+            let f = buf.bindMemory(to: Float.self)
+            for i in f.indices { f[i] = 3e38 }
+        }])
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/script") {
+            let cmd = "'\(try executableURL("unclip").path)' generate x -m '\(huge)' -o '\(out)' --prior-steps 2 --decoder-steps 3 --super-res-steps 2"
+            r = try runProcess(URL(fileURLWithPath: "/usr/bin/script"), ["-qec", cmd, "/dev/null"])
+            XCTAssertNotEqual(r.code, 0, r.out)
+            let lines = r.out.replacingOccurrences(of: "\r\n", with: "\n").components(separatedBy: "\n")
+            XCTAssertTrue(lines.contains { $0.hasPrefix("unclip: decoder:") }, r.out.debugDescription)
+            XCTAssertTrue(r.out.contains("\r"), "the progress line was not drawn in place: \(r.out.debugDescription)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
 }

@@ -50,6 +50,11 @@ def main():
     rng = random.Random(20261126)
     texts = FIXED + randomized(rng, 1100)
     texts = [t for t in texts if "\ud800" <= t[:1] <= "\udfff" or True]
+    # long single words (hostile input: BPE on one long word must stay near-linear), appended so the entries above
+    # keep their order; their own generator
+    lrng = random.Random(20261202)
+    texts += ["".join(lrng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)) for n in (300, 1000, 4000, 20000)]
+    texts += ["".join(lrng.choice("aeiouyéüßxz") for _ in range(3000)), "ab" * 5000, "zq" * 3000 + "!" * 200]
     entries = []
     for t in texts:
         enc = tok(t, padding="max_length", max_length=77, truncation=True)

@@ -28,8 +28,13 @@ public struct ModelDirectory {
     public init(path: String) throws {
         self.path = path
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
-            throw WeightsError(.io, file: path, "no such directory")
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw WeightsError(.io, file: path, "no such folder: give the hub-layout model folder (the one with model_index.json)")
+        }
+        guard isDir.boolValue else {
+            throw WeightsError(.io, file: path, path.lowercased().hasSuffix(".gguf")
+                ? "is a GGUF file, not a model folder: convert reads hub-layout folders; `unclip-weights quantize` re-stores a GGUF file"
+                : "is a file, not a model folder: give the hub-layout folder that holds model_index.json")
         }
         let indexPath = (path as NSString).appendingPathComponent("model_index.json")
         guard FileManager.default.fileExists(atPath: indexPath) else {
@@ -71,8 +76,8 @@ public struct ModelDirectory {
         func has(_ f: String) -> Bool { files.contains(f) }
         func configAt(_ f: String) throws -> (String, JSON) { try readJSON((dir as NSString).appendingPathComponent(f)) }
         if className.hasSuffix("Tokenizer") || className.hasSuffix("TokenizerFast") {
-            for f in ["vocab.json", "merges.txt"] where !has(f) {
-                throw WeightsError(.malformed, file: dir, "tokenizer has no \(f)")
+            guard has("tokenizer.json") || (has("vocab.json") && has("merges.txt")) else {
+                throw WeightsError(.malformed, file: dir, "tokenizer has neither tokenizer.json (transformers 5, tokenizers) nor vocab.json + merges.txt")
             }
             let cfg = has("tokenizer_config.json") ? try configAt("tokenizer_config.json") : nil
             return Component(name: name, library: library, className: className, kind: .tokenizer, config: cfg?.0, configJSON: cfg?.1, directory: dir)

@@ -79,8 +79,11 @@ public final class GGUFFile: @unchecked Sendable {
             infos.append(GGUFTensorInfo(name: name, type: type, shape: ne.reversed(), offset: Int(offset)))
         }
         let start = (r.i + align - 1) / align * align
-        guard start <= file.size else { throw WeightsError(.malformed, file: file.path, "file ends inside its header (truncated)") }
-        dataStart = start
+        // a file whose tensors hold no bytes (or that has none) need not carry the padding after its header
+        guard start <= file.size || infos.allSatisfy({ $0.byteCount == 0 }) else {
+            throw WeightsError(.malformed, file: file.path, "file ends inside its header (truncated)")
+        }
+        dataStart = min(start, file.size)
         for t in infos where t.offset > file.size - start || t.byteCount > file.size - start - t.offset {
             throw WeightsError(.tensor, file: file.path, tensor: t.name, "its \(t.byteCount) bytes at data offset \(t.offset) run past the end of the file (truncated?)")
         }

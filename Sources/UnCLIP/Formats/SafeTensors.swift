@@ -45,7 +45,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let lenBytes = try file.bytes(at: 0, count: 8)
         let n = lenBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
         guard n <= UInt64(file.size - 8) else {
-            throw WeightsError(.malformed, file: path, "header length \(n) is larger than the file (\(file.size) bytes): truncated or not safetensors")
+            throw WeightsError(.malformed, file: path, "its first 8 bytes give a header of \(n) bytes, but only \(file.size - 8) bytes follow them: a truncated file, or not safetensors")
         }
         guard n <= UInt64(SafeTensorsFile.maxHeaderBytes) else {
             throw WeightsError(.malformed, file: path, "header length \(n) exceeds \(SafeTensorsFile.maxHeaderBytes) bytes")

@@ -17,7 +17,7 @@ public final class ReadOnlyFile: @unchecked Sendable {
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             close(fd)
-            throw WeightsError(.io, file: path, "not a regular file")
+            throw WeightsError(.io, file: path, (st.st_mode & S_IFMT) == S_IFDIR ? "is a folder; give a file" : "not a regular file (a device, pipe or socket); give a file")
         }
         size = Int(st.st_size)
     }
