@@ -79,6 +79,12 @@ let package = Package(
             dependencies: ["UnCLIP", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "weights-tools/unclip-weights"
         ),
+        // Fuzz targets of the parsers (scripts/fuzz.sh builds it with libFuzzer; a normal build replays corpora).
+        .executableTarget(
+            name: "unclip-fuzz",
+            dependencies: ["UnCLIP"],
+            path: "fuzz/unclip-fuzz"
+        ),
         .testTarget(
             name: "UnCLIPTests",
             dependencies: ["UnCLIP", "CKernels"],

@@ -120,20 +120,28 @@ final class ConverterTests: XCTestCase {
 
         // A damaged column sum (every int8 path uses them for the activations' zero point) is refused at load,
         // naming the tensor, instead of silently shifting an output channel. One for a linear, one for a conv.
+        // The file's tensor checksums catch it when the component is mapped; in a file without them (written before
+        // they existed) the column-sum check does.
         for wanted in [2, 4] {
             let entry = try XCTUnwrap(r.quantization.first { $0.shape.count == wanted })
             let comp = String(entry.name.prefix { $0 != "." }), local = String(entry.name.dropFirst(comp.count + 1))
             let bad = work.appendingPathComponent("bad-colsum-\(wanted).gguf").path
-            try? FileManager.default.removeItem(atPath: bad)
+            let unsummed = work.appendingPathComponent("bad-colsum-\(wanted)-old.gguf").path
+            for f in [bad, unsummed] { try? FileManager.default.removeItem(atPath: f) }
             try FileManager.default.copyItem(atPath: out, toPath: bad)
-            let c = try XCTUnwrap(a.tensor(entry.name + ".colsum"))
-            let h = try FileHandle(forUpdating: URL(fileURLWithPath: bad))
-            try h.seek(toOffset: UInt64(a.dataStart + c.offset))
-            var v = try XCTUnwrap(h.read(upToCount: 4)).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } + 1
-            try h.seek(toOffset: UInt64(a.dataStart + c.offset))
-            try h.write(contentsOf: Data(bytes: &v, count: 4))
-            try h.close()
-            let scope = try ModelFile(path: bad).load(comp)
+            try HostileInputTests.rewrite(out, to: unsummed, checksums: false)
+            for path in [bad, unsummed] {
+                let g = try GGUFFile(path: path)
+                let c = try XCTUnwrap(g.tensor(entry.name + ".colsum"))
+                let h = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+                try h.seek(toOffset: UInt64(g.dataStart + c.offset))
+                var v = try XCTUnwrap(h.read(upToCount: 4)).withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } + 1
+                try h.seek(toOffset: UInt64(g.dataStart + c.offset))
+                try h.write(contentsOf: Data(bytes: &v, count: 4))
+                try h.close()
+            }
+            XCTAssertThrowsError(try ModelFile(path: bad).load(comp)) { XCTAssertTrue("\($0)".contains(entry.name + ".colsum': checksum mismatch"), "\($0)") }
+            let scope = try ModelFile(path: unsummed).load(comp)
             let prefix = String(local.dropLast(".weight".count))
             let load: () throws -> Void = wanted == 2 ? { _ = try scope.linear(prefix) } : { _ = try scope.conv2d(prefix) }
             XCTAssertThrowsError(try load()) { e in

@@ -315,4 +315,43 @@ final class HostileInputTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
+
+    /// The fuzz targets' seed corpora and every input that ever crashed one (fuzz/regressions/<target>/, committed
+    /// with its fix) replay without a crash through the same code the libFuzzer build runs (scripts/fuzz.sh).
+    func testFuzzSeedsAndRegressionsReplay() throws {
+        let work = try temporaryDirectory("fuzzseeds")
+        defer { try? FileManager.default.removeItem(at: work) }
+        var r = try runExecutable("unclip-fuzz", ["seeds", work.path])
+        XCTAssertEqual(r.code, 0, r.err)
+        let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("fuzz/regressions")
+        for t in ["gguf", "safetensors", "json", "png", "tokenizer", "noise"] {
+            r = try runExecutable("unclip-fuzz", ["replay", t, work.appendingPathComponent(t).path, regressions.appendingPathComponent(t).path])
+            XCTAssertEqual(r.code, 0, "\(t): \(r.err)")
+            XCTAssertTrue(r.out.hasPrefix("\(t): ") && !r.out.hasPrefix("\(t): 0 inputs"), r.out)
+        }
+        XCTAssertEqual(try runExecutable("unclip-fuzz", ["replay", "nope", work.path]).code, 2)
+    }
+
+    /// A prompt longer than CLIP's 77 tokens is cut, as in diffusers, and the user is told: a warning on stderr before
+    /// the work and the `truncated` fact in the image's metadata. One 120,000-letter word tokenizes (the quadratic
+    /// BPE took 32 s on it).
+    func testTruncatedPromptIsReported() throws {
+        let work = try temporaryDirectory("truncated")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("o.png").path
+        let prompt = String(repeating: "a red circle on top of a blue square ", count: 12)
+        let r = try runExecutable("unclip", ["generate", prompt, "-m", try TinyKarlo.model(.f32).path, "-o", out, "-q",
+                                             "--prior-steps", "2", "--decoder-steps", "2", "--super-res-steps", "2"])
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertTrue(r.err.contains("warning: the prompt has 108 tokens; CLIP reads the first 75"), r.err)
+        let text = try PNGText.read(out)
+        XCTAssertEqual(text.first { $0.key == "truncated" }?.value, "prompt kept 75 of 108 tokens")
+        XCTAssertTrue(text.first { $0.key == "parameters" }?.value.contains("Truncated: prompt kept 75 of 108 tokens") ?? false)
+        let g = SeededNoise(seed: 120)
+        let word = String(String.UnicodeScalarView((0..<120_000).map { _ in Unicode.Scalar(UInt8(97 + g.next() % 26)) }))
+        let tok = try UnCLIPPipeline(model: try TinyKarlo.model(.f32)).tokenizer
+        XCTAssertEqual(tok.encode(word).mask.reduce(0, +), 77)
+        XCTAssertEqual(tok.truncation(word)?.kept, 75)
+    }
 }
