@@ -34,10 +34,10 @@ struct ConversionOptions: ParsableArguments {
 
     func convertOptions(default d: WeightType) -> ConvertOptions { ConvertOptions(type: type.first ?? d, keepF32: keepF32) }
 
-    /// Both outputs are checked before the conversion starts: each one's folder exists and is writable, neither is a folder.
-    func checkOutputs(input: String? = nil) throws {
+    /// Both outputs are checked before the conversion starts: each one's folder exists and is writable, neither is a
+    /// folder (the converter itself refuses an output that is its input).
+    func checkOutputs() throws {
         for p in [output] + (report.map { [$0] } ?? []) { try AtomicFile.checkWritable(p) }
-        if let input { try Converter.checkDistinct(input: input, output: output) }
     }
 
     func finish(_ r: ConversionResult) throws {
@@ -75,7 +75,7 @@ struct Quantize: ParsableCommand {
     }
 
     func run() throws {
-        try options.checkOutputs(input: input)
+        try options.checkOutputs()
         let r = try Converter.quantize(input: input, output: options.output, options: options.convertOptions(default: .q8), log: log)
         try options.finish(r)
     }
@@ -107,7 +107,6 @@ struct AddChecksums: ParsableCommand {
 
     func run() throws {
         try AtomicFile.checkWritable(output)
-        try Converter.checkDistinct(input: input, output: output)
         let r = try Converter.addChecksums(input: input, output: output, log: log)
         Terminal.out(String(format: "%d tensors, %.1f MB copied in %.2f s", r.tensors, Double(r.outputBytes) / 1e6, r.seconds))
     }

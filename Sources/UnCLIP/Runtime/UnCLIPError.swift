@@ -1,3 +1,4 @@
+import CKernels
 /// Errors a caller or a user can cause. Each message says what is wrong and what to do about it.
 public enum UnCLIPError: Error, Equatable, CustomStringConvertible {
     /// A tensor's shape, dtype or layout does not fit the operation.
@@ -31,13 +32,8 @@ func require(_ condition: Bool, _ op: String, _ detail: @autoclosure () -> Strin
 /// Refuses NaN and ±∞ in a stage's output (`what` names the values), naming the stage, the first bad index and
 /// how many there are; the likeliest causes are corrupt weights or noise, so it says to verify the model file.
 func requireFinite(_ v: [Float], stage: String, _ what: @autoclosure () -> String) throws {
-    var first = -1, bad = 0
-    v.withUnsafeBufferPointer { p in
-        for i in 0..<p.count where !p[i].isFinite {
-            if first < 0 { first = i }
-            bad += 1
-        }
-    }
-    guard first >= 0 else { return }
+    var first = 0
+    let bad = v.withUnsafeBytes { ck_count_nonfinite(Int32(CK_FLOAT_F32), v.count, $0.baseAddress, &first) }  // TensorIntegrity's counter
+    guard bad > 0 else { return }
     throw UnCLIPError.nonFinite(stage: stage, detail: "\(what()) has \(bad) NaN or infinite value\(bad == 1 ? "" : "s") (first at index \(first) of \(v.count)): the model file or noise file is probably corrupt; run `unclip-weights verify` on the model; nothing was written")
 }
