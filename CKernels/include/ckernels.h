@@ -134,6 +134,49 @@ void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packe
                   const int32_t *colsum, const float *bias, float *y, void *scratch);
 
 // ---------------------------------------------------------------------------------------------------------
+// Fused int8 convolution (conv2d_fused.c): the convolution reads its input through the operations a UNet's
+// ResnetBlock2D puts in front of it, so none of them is materialised, and adds the residual in its epilogue:
+//   input  = resample(silu((concat(src0, src1) + cbias − μ)·a + b))      (each part optional)
+//   y      = conv(input) + bias + resample'(residual)                     (f32 or f16 out)
+// Operands are NHWC [N, H, W, C] in f32 or f16 (binary16 bits). μ, a, b come from ck_group_norm_fold, so the
+// fused input equals ck_group_norm's output bit for bit on f32 operands and the whole result equals the unfused
+// chain GroupNorm → SiLU → resample → ck_conv2d_q8 → add.
+// ---------------------------------------------------------------------------------------------------------
+enum { CK_RESAMPLE_NONE = 0, CK_RESAMPLE_UP = 1, CK_RESAMPLE_DOWN = 2 };  // nearest 2×, 2×2 average
+typedef struct {
+    const void *data;   // [N, H, W, C]
+    int C;
+    int f16;            // 1: binary16 values, 0: f32
+} ck_act;
+typedef struct {
+    ck_act src[2];
+    int nsrc;                 // 1 or 2 (channel concatenation src0 ‖ src1)
+    int H, W;                 // the operands' spatial size (before resampling)
+    const float *cbias;       // [N, C] added first (diffusers' h + temb before norm2), or NULL
+    const float *mu, *a, *b;  // [N, C] each (ck_group_norm_fold), or all NULL for no affine map
+    int silu;
+    int resample;             // CK_RESAMPLE_*: applied after the activation, before the convolution
+} ck_conv_input;
+typedef struct {
+    const void *data;   // [N, Hr, Wr, Cout] with (Hr, Wr) = the output size, or half (UP) or double (DOWN) it
+    int f16;
+    int resample;       // CK_RESAMPLE_*, brings the residual to the output size
+} ck_conv_residual;
+// p: the convolution as ck_conv2d_q8 sees it (H, W after resampling; Cin = src0.C + src1.C).
+size_t ck_conv2d_q8_fused_scratch_size(const ck_conv2d_params *p, const ck_conv_input *in, int nthreads);
+// residual may be NULL; y [N, Ho, Wo, Cout] is f16 when y_f16 (it must not alias an operand).
+void ck_conv2d_q8_fused(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *packed, const float *scale,
+                        const int32_t *colsum, const float *bias, const ck_conv_residual *residual, void *y,
+                        int y_f16, void *scratch);
+// The fused convolution's input, materialised: x [N, Hc, Wc, C] f32 (Hc·Wc: H·W, 2H·2W for UP, H/2·W/2 for DOWN).
+void ck_conv_input_materialize(int N, const ck_conv_input *in, float *x);
+// GroupNorm of the channel concatenation of `src` (+ cbias), folded into per-(image, channel) μ, a, b [N, C]
+// with ck_group_norm's statistics and scale-shift (scale/shift [N, C] may be NULL): GN(x) = (x − μ)·a + b.
+void ck_group_norm_fold(int N, int HW, const ck_act *src, int nsrc, const float *cbias, int G, float eps,
+                        const float *gamma, const float *beta, const float *scale, const float *shift, float *mu,
+                        float *a, float *b);
+
+// ---------------------------------------------------------------------------------------------------------
 // Normalisation (norm.c). Statistics accumulate in double.
 // ---------------------------------------------------------------------------------------------------------
 // GroupNorm over x [N, HW, C] (NHWC), G groups of C/G channels: y = (x-μ)/sqrt(σ²+eps)·γ + β, then

@@ -53,6 +53,14 @@ void ck_im2col_f32(const ck_conv2d_params *p, const float *x, int n, int p0, int
 void ck_conv2d_f32_ref(const ck_conv2d_params *p, const float *x, const float *W, const float *bias, float *y);
 void ck_conv2d_q8_ref(const ck_conv2d_params *p, const float *x, const int8_t *packed, const float *scale,
                       const float *bias, float *y);
+// The fused convolution by materialising each step with scalar loops (ck_sigmoid_gate_ref's SiLU, the scalar
+// binary16 conversions), then ck_conv2d_q8_ref.
+void ck_conv2d_q8_fused_ref(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *packed,
+                            const float *scale, const float *bias, const ck_conv_residual *residual, void *y,
+                            int y_f16);
+// Scalar twins of ck_f16_to_f32 / ck_f32_to_f16 (convert.c).
+void ck_f16_to_f32_ref(size_t n, const uint16_t *x, float *y);
+void ck_f32_to_f16_ref(size_t n, const float *x, uint16_t *y);
 
 // ---------------------------------------------------------------------------------------------------------
 // Normalisation (norm.c)

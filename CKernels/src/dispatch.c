@@ -90,6 +90,8 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
         .q8_mr = CK_Q8_MR_REF,
         .q8_quantize_rows = ck_q8_quantize_rows_ref,
         .sigmoid_gate = ck_sigmoid_gate_ref,
+        .f16_to_f32 = ck_f16_to_f32_ref,
+        .f32_to_f16 = ck_f32_to_f16_ref,
         .attention_rows = attention_rows_ref,
     };
 #if defined(__x86_64__)
@@ -111,6 +113,8 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
         t->q8_mr = isa == CK_ISA_AMX ? CK_Q8_MR_AMX : CK_Q8_MR_AVX512;
         t->q8_quantize_rows = ck_q8_quantize_rows_avx512;
         t->sigmoid_gate = ck_sigmoid_gate_avx512;
+        t->f16_to_f32 = ck_f16_to_f32_avx512;
+        t->f32_to_f16 = ck_f32_to_f16_avx512;
         t->attention_rows = attention_rows_avx512;
         break;
     default: break;

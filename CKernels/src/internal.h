@@ -78,6 +78,17 @@ void ck_sigmoid_gate_avx2(size_t n, const float *x, float alpha, float *y);
 void ck_sigmoid_gate_avx512(size_t n, const float *x, float alpha, float *y);
 #endif
 
+// binary16 ↔ f32 on one thread (convert.c); the scalar twins are ck_f16_to_f32_ref / ck_f32_to_f16_ref.
+typedef void (*ck_f16_to_f32_fn)(size_t n, const uint16_t *x, float *y);
+typedef void (*ck_f32_to_f16_fn)(size_t n, const float *x, uint16_t *y);
+#if defined(__x86_64__)
+void ck_f16_to_f32_avx512(size_t n, const uint16_t *x, float *y);
+void ck_f32_to_f16_avx512(size_t n, const float *x, uint16_t *y);
+#endif
+
+// Pixel `pixel` (n·H·W + y·W + x) of the channel concatenation of src[0..nsrc) as C f32 values (norm.c).
+void ck_act_load_pixel(const ck_act *src, int nsrc, size_t pixel, ck_f16_to_f32_fn cvt, float *o);
+
 // Attention: query rows per parallel unit; keys per block of the widest vector path (scratch depends on both).
 #define CK_ATT_QB 64
 #define CK_ATT_KB 16
@@ -103,6 +114,8 @@ typedef struct {
     int q8_mr;                                  // ... and its rows per call
     ck_q8_quantize_rows_fn q8_quantize_rows;    // activation row quantization (identical bits on every path)
     ck_sigmoid_gate_fn sigmoid_gate;            // SiLU / quick_gelu / GroupNorm's fused SiLU, one thread
+    ck_f16_to_f32_fn f16_to_f32;                // binary16 → f32, one thread
+    ck_f32_to_f16_fn f32_to_f16;                // f32 → binary16 (round to nearest even), one thread
     // Attention rows for head dimension D: the path's vector width needs D to be a multiple of it, so the
     // entry picks a narrower path (or the scalar rows) for other D.
     ck_attention_rows_fn (*attention_rows)(int D);

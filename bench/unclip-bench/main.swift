@@ -2,6 +2,8 @@
 //
 //   unclip-bench kernels [--quick] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
 //   unclip-bench pipeline -m model.gguf [--diffusers <hub-dir>] [--threads N] [--repeats N] [--json FILE] [--markdown FILE]
+//   unclip-bench image -m model.gguf [--diffusers <hub-dir>] [--memory-limit MB …] [--plan small|fast …] [--scaling]
+//                [--threads N] [--json FILE] [--markdown FILE]
 //
 // Every case is validated against its scalar reference before it is timed. The same run measures the
 // machine's own ceilings (FMA, VNNI, AMX, memory) and OpenBLAS sgemm on the same GEMM/conv shapes, with the
@@ -30,8 +32,8 @@ struct Bench: ParsableCommand {
         commandName: "unclip-bench",
         abstract: "Kernel and pipeline benchmarks on the real model's shapes, with same-run baselines (OpenBLAS, the measured peaks, diffusers).",
         version: "unclip-bench \(UnCLIPVersion.string)",
-        subcommands: [Kernels.self, Pipeline.self])
-    func run() throws { throw UsageError("missing command (kernels or pipeline)") }
+        subcommands: [Kernels.self, Pipeline.self, Image.self])
+    func run() throws { throw UsageError("missing command (kernels, pipeline or image)") }
 }
 
 struct BenchOutput: ParsableArguments {
@@ -82,6 +84,30 @@ struct Pipeline: ParsableCommand {
     }
 }
 
+struct Image: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "One whole text → image (all stages, the file's default steps) per engine run, each in a child process; per stage s/step, GOPS, peak RSS, faults, disk reads; cgroup memory limits; diffusers fp32 and bf16 in the same run.")
+    @Option(name: [.short, .long], help: ArgumentHelp("The model file.", valueName: "model.gguf")) var model: String
+    @Option(help: ArgumentHelp("The hub folder the file was converted from: run diffusers' UnCLIPPipeline fp32 and bf16 on it too.", valueName: "hub-dir")) var diffusers: String?
+    @Option(name: .customLong("memory-limit"), help: ArgumentHelp("Also run inside a cgroup-v1 memory limit of this many MiB (repeat for several; root; drops the page cache first).", valueName: "MiB")) var limits: [Int] = []
+    @Option(name: .customLong("plan"), help: ArgumentHelp("Memory plan(s) of the unconstrained runs: small, fast (repeat for both; default small).", valueName: "plan")) var plans: [String] = []
+    @Flag(help: "Also run on one thread (thread scaling 1 → n).") var scaling = false
+    @Option(help: ArgumentHelp("The noise seed.", valueName: "n")) var seed: UInt64 = 1
+    @Option(help: .hidden) var childJson: String?
+    @OptionGroup var output: BenchOutput
+
+    func validate() throws {
+        for l in limits where !(64...1 << 20).contains(l) { throw ValidationError("--memory-limit must be 64...1048576 MiB, got \(l)") }
+        for p in plans where MemoryPlan(rawValue: p) == nil { throw ValidationError("--plan must be small or fast, got '\(p)'") }
+    }
+
+    var options: Options {
+        var o = output.options("image")
+        (o.model, o.diffusers) = (model, diffusers)
+        return o
+    }
+}
+
 /// A runtime failure (a case that fails validation, a file that cannot be written): exit 1.
 func fail(_ message: String) -> Never {
     Terminal.err("unclip-bench: \(message)\n")
@@ -115,9 +141,26 @@ func makeCases(_ o: Options) -> [BenchCase] {
 }
 
 let parsed = CommandMain.parse(Bench.self, tool: "unclip-bench")
-let opts = (parsed as? Kernels)?.options ?? (parsed as! Pipeline).options
+let opts = (parsed as? Kernels)?.options ?? (parsed as? Pipeline)?.options ?? (parsed as! Image).options
 ck_set_threads(Int32(opts.threads))
 ck_openblas_set_threads(Int32(opts.threads))
+
+if let image = parsed as? Image {
+    do {
+        if let child = image.childJson {
+            try ImageBench.child(model: image.model, plan: MemoryPlan(rawValue: image.plans.first ?? "small")!, seed: image.seed, json: child)
+        } else {
+            let plans = image.plans.isEmpty ? [MemoryPlan.small] : image.plans.map { MemoryPlan(rawValue: $0)! }
+            try ImageBench.run(model: image.model, diffusers: image.diffusers, plans: plans, limits: image.limits,
+                               threadCounts: image.scaling ? [1, opts.threads] : [opts.threads], seed: image.seed,
+                               json: opts.json, markdown: opts.markdown)
+        }
+    } catch {
+        Terminal.err("unclip-bench: \(error)\n")
+        exit(1)
+    }
+    exit(0)
+}
 let repeats = opts.repeats ?? (opts.quick ? 3 : 5)
 
 if opts.command == "pipeline" {

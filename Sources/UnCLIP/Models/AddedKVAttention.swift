@@ -20,6 +20,7 @@ struct AddedKVAttention {
 
     /// x [N, H, W, C], context [N, Lc, X], contextMask additive [N, Lc] → [N, H, W, C]
     func callAsFunction(_ x: Tensor, context: Tensor, contextMask: Tensor?) throws -> Tensor {
+        let x = try Ops.cast(x, to: .f32)                                                                 // f16 blocks' outputs
         let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let tokens = try Ops.groupNorm(x, groups: groups, eps: eps, gamma: normG, beta: normB).reshaped([n, h * w, c])  // [N, HW, C]
         let lc = context.shape[1]

@@ -29,32 +29,40 @@ struct ResnetBlock2D {
         try require(shortcut != nil || conv1.inChannels == conv2.outChannels, "ResnetBlock2D", "\(p) changes channels without conv_shortcut")
     }
 
-    func resampled(_ x: Tensor) throws -> Tensor {
+    var convResample: ConvInput.Resample {
         switch resample {
-        case .none: return x
-        case .down: return try Ops.avgPool2x2(x)
-        case .up: return try Ops.upsampleNearest2x(x)
+        case .none: return .none
+        case .down: return .down
+        case .up: return .up
         }
     }
 
-    /// x [N, H, W, Cin], emb [N, T] → [N, H', W', Cout]
-    func callAsFunction(_ x: Tensor, emb: Tensor) throws -> Tensor {
-        var h = try Ops.groupNorm(x, groups: groups, eps: eps, gamma: norm1g, beta: norm1b, silu: true)   // [N, H, W, Cin]
-        h = try Ops.conv2d(try resampled(h), conv1)                                                      // [N, H', W', Cout]
+    /// inputs: x [N, H, W, Cin], or the up path's [h, skip] (concatenated along channels); emb [N, T]
+    /// → [N, H', W', Cout] stored as `out`. Each convolution reads its GroupNorm/SiLU/resampled input and adds its
+    /// residual itself (Ops.conv2d(ConvInput…)), so only conv1's output and the shortcut's are stored.
+    func callAsFunction(_ inputs: [Tensor], emb: Tensor, out: DType = .f32) throws -> Tensor {
+        let rs = convResample
+        let f1 = try Ops.groupNormFold(inputs, groups: groups, eps: eps, gamma: norm1g, beta: norm1b)
+        let h = try Ops.conv2d(ConvInput(inputs, norm: f1, silu: true, resample: rs), conv1, out: out)        // [N, H', W', Cout]
         let t = try Ops.linear(try Ops.activation(emb, .silu), timeProj)                                  // [N, Cout or 2·Cout]
         let c = conv1.outChannels
+        let input2: ConvInput
         if scaleShift {
-            let tv = t.toArray(), n = x.shape[0]
+            let tv = t.toArray(), n = inputs[0].shape[0]
             var sc = [Float](), sh = [Float]()
             for i in 0..<n { sc += tv[(i * 2 * c)..<(i * 2 * c + c)]; sh += tv[(i * 2 * c + c)..<((i + 1) * 2 * c)] }
-            h = try Ops.groupNorm(h, groups: groups, eps: eps, gamma: norm2g, beta: norm2b,
-                                  scale: try Tensor(shape: [n, c], values: sc), shift: try Tensor(shape: [n, c], values: sh), silu: true)
+            let f2 = try Ops.groupNormFold([h], groups: groups, eps: eps, gamma: norm2g, beta: norm2b,
+                                           scale: try Tensor(shape: [n, c], values: sc), shift: try Tensor(shape: [n, c], values: sh))
+            input2 = ConvInput([h], norm: f2, silu: true)                                                  // SiLU(GN2(h)·(1+s)+b)
         } else {
-            h = try Ops.groupNorm(try Ops.addChannelBias(h, t), groups: groups, eps: eps, gamma: norm2g, beta: norm2b, silu: true)
+            let f2 = try Ops.groupNormFold([h], channelBias: t, groups: groups, eps: eps, gamma: norm2g, beta: norm2b)
+            input2 = ConvInput([h], channelBias: t, norm: f2, silu: true)                                  // SiLU(GN2(h + temb))
         }
-        h = try Ops.conv2d(h, conv2)                                                                      // [N, H', W', Cout]
-        var skip = try resampled(x)
-        if let shortcut { skip = try Ops.conv2d(skip, shortcut) }
-        return try Ops.add(skip, h)
+        if let shortcut {
+            let skip = try Ops.conv2d(ConvInput(inputs, resample: rs), shortcut, out: out)                   // [N, H', W', Cout]
+            return try Ops.conv2d(input2, conv2, residual: skip, out: out)                                  // skip + conv2(·)
+        }
+        try require(inputs.count == 1, "ResnetBlock2D", "two inputs need a conv_shortcut")
+        return try Ops.conv2d(input2, conv2, residual: inputs[0], residualResample: rs, out: out)          // resample(x) + conv2(·)
     }
 }

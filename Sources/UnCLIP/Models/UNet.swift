@@ -141,30 +141,35 @@ public final class UNet: @unchecked Sendable {
             try require(contextMask.count == n && contextMask.allSatisfy({ $0.count == lc }), "UNet", "context mask shape")
             mask = try Tensor(shape: [n, lc], values: contextMask.flatMap { $0.map { $0 ? 0 : -10000 } })  // (1 − m)·−10000
         }
-        var h = try Ops.conv2d(sample, convIn)                                                           // [N, H, W, C0]
+        // Activations that outlive a layer (block outputs, skips) in f16 for int8 weights under MemoryPlan.small.
+        let act: DType = MemoryPlan.compactActivations && convIn.kind == .q8 ? .f16 : .f32
+        func attend(_ a: AddedKVAttention, _ x: Tensor) throws -> Tensor {
+            try Ops.cast(try a(x, context: context!, contextMask: mask), to: act)
+        }
+        var h = try Ops.conv2d(ConvInput([sample]), convIn, out: act)                                    // [N, H, W, C0]
         var skips = [h]
         for d in downs {
             for (i, r) in d.resnets.enumerated() {
-                h = try r(h, emb: emb)
-                if !d.attentions.isEmpty { h = try d.attentions[i](h, context: context!, contextMask: mask) }
+                h = try r([h], emb: emb, out: act)
+                if !d.attentions.isEmpty { h = try attend(d.attentions[i], h) }
                 skips.append(h)
             }
             if let ds = d.downsampler {
-                h = try ds(h, emb: emb)                                                                  // [N, H/2, W/2, C]
+                h = try ds([h], emb: emb, out: act)                                                      // [N, H/2, W/2, C]
                 skips.append(h)
             }
         }
-        h = try midResnets[0](h, emb: emb)
-        if let a = midAttention { h = try a(h, context: context!, contextMask: mask) }
-        h = try midResnets[1](h, emb: emb)
+        h = try midResnets[0]([h], emb: emb, out: act)
+        if let a = midAttention { h = try attend(a, h) }
+        h = try midResnets[1]([h], emb: emb, out: act)
         for u in ups {
             for (i, r) in u.resnets.enumerated() {
-                h = try r(try Ops.concatLast(h, skips.removeLast()), emb: emb)                           // cat([h, skip], channels)
-                if !u.attentions.isEmpty { h = try u.attentions[i](h, context: context!, contextMask: mask) }
+                h = try r([h, skips.removeLast()], emb: emb, out: act)                                   // cat([h, skip], channels)
+                if !u.attentions.isEmpty { h = try attend(u.attentions[i], h) }
             }
-            if let us = u.upsampler { h = try us(h, emb: emb) }                                          // [N, 2H, 2W, C]
+            if let us = u.upsampler { h = try us([h], emb: emb, out: act) }                              // [N, 2H, 2W, C]
         }
-        h = try Ops.groupNorm(h, groups: config.groups, eps: config.eps, gamma: normOutG, beta: normOutB, silu: true)
-        return try Ops.conv2d(h, convOut)                                                                // [N, H, W, Cout]
+        let norm = try Ops.groupNormFold([h], groups: config.groups, eps: config.eps, gamma: normOutG, beta: normOutB)
+        return try Ops.conv2d(ConvInput([h], norm: norm, silu: true), convOut)                           // [N, H, W, Cout]
     }
 }

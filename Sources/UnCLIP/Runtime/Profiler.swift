@@ -26,6 +26,24 @@ public enum Profiler {
         return try body()
     }
 
+    nonisolated(unsafe) static var macCount: Int64 = 0
+    static let macLock = NSLock()
+
+    /// Multiply-accumulates run by the matrix operations (linear, convolution, attention) in this process so far;
+    /// always counted (one locked add per operation). For a benchmark's achieved-GOPS figures.
+    public static var macs: Int64 {
+        macLock.lock()
+        defer { macLock.unlock() }
+        return macCount
+    }
+
+    @inline(__always)
+    static func count(macs n: Int) {
+        macLock.lock()
+        macCount += Int64(n)
+        macLock.unlock()
+    }
+
     public static func report() {
         let total = totals.values.reduce(0) { $0 + $1.seconds }
         var out = "unclip profile (UNCLIP_PROFILE): op, seconds, calls, share of profiled time\n"

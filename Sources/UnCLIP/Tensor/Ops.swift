@@ -31,6 +31,7 @@ public enum Ops {
             let m = x.rows, n = w.outFeatures, k = w.inFeatures
             let y = try output(Array(x.shape.dropLast()) + [n], arena)
             if m == 0 { return y }
+            Profiler.count(macs: m * n * k)
             try (w.bias ?? []).withUnsafeBufferPointer { bias in
                 let b = w.bias == nil ? nil : bias.baseAddress
                 let mat = w.matrix
@@ -43,6 +44,7 @@ public enum Ops {
                     }
                 }
             }
+            w.matrix.releaseIfStreaming()
             return y
         }
     }
@@ -63,6 +65,7 @@ public enum Ops {
                                                 detail: "input \(x.shape) is smaller than the \(w.kernel.h)x\(w.kernel.w) kernel")
             }
             let y = try output([x.shape[0], Int(p.Ho), Int(p.Wo), w.outChannels], arena)
+            Profiler.count(macs: y.count * w.inChannels * w.kernel.h * w.kernel.w)
             let nt = Int32(Runtime.threads)
             try (w.bias ?? []).withUnsafeBufferPointer { bias in
                 let b = w.bias == nil ? nil : bias.baseAddress
@@ -76,6 +79,7 @@ public enum Ops {
                     }
                 }
             }
+            w.matrix.releaseIfStreaming()
             return y
         }
     }
@@ -161,6 +165,7 @@ public enum Ops {
             if let v2 { try require(try v2.matrixRowStride("attention") == ld1, "attention", "k2 and v2 must share a layout") }
             let d = hd / heads
             let o = try output([bsz, lq, hd], arena)
+            Profiler.count(macs: 2 * bsz * lq * lk * hd)                                                  // Q·Kᵀ and P·V
             var p = ck_attention_params()
             p.B = Int32(bsz); p.H = Int32(heads); p.D = Int32(d); p.Lq = Int32(lq); p.L0 = Int32(l0); p.L1 = Int32(l1)
             p.scale = scale ?? 1 / Float(d).squareRoot()

@@ -40,15 +40,23 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit { if owned { BufferPool.shared.give(raw, max(byteCount, 1)) } }
+
+    /// Drops this storage's whole pages from the process when it is a view of a mapped file (MADV_DONTNEED; the
+    /// mapping stays valid and faults back in on the next read); nothing for memory of its own.
+    func dropMappedPages() {
+        guard let region = owner as? MappedRegion else { return }
+        region.dropResidentPages(offset: UnsafeRawPointer(raw) - region.data, count: byteCount)
+    }
 }
 
 /// Keeps freed large activation buffers (≥ 1 MiB) by size for reuse: a diffusion step allocates the same shapes
 /// every step, and a reused buffer has its pages mapped already (no page faults, no zero pages to fill). Holds at
-/// most `capacity` bytes of free buffers; the rest is returned to the allocator.
+/// most `capacity` bytes of free buffers (512 MiB under MemoryPlan.fast, 64 MiB under .small, where held buffers
+/// would add to the peak); the rest is returned to the allocator.
 final class BufferPool: @unchecked Sendable {
     static let shared = BufferPool()
     static let minBytes = 1 << 20
-    let capacity = 512 << 20
+    var capacity: Int { MemoryPlan.active == .small ? 64 << 20 : 512 << 20 }
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var held = 0
     private let lock = NSLock()
@@ -164,6 +172,12 @@ public struct Tensor: @unchecked Sendable {
     public var i8: UnsafeMutablePointer<Int8> {
         precondition(dtype == .i8, "i8 access to a \(dtype) tensor")
         return storage.raw.assumingMemoryBound(to: Int8.self) + offset
+    }
+
+    /// binary16 bits (the tensor must be f16).
+    public var f16: UnsafeMutablePointer<UInt16> {
+        precondition(dtype == .f16, "f16 access to a \(dtype) tensor")
+        return storage.raw.assumingMemoryBound(to: UInt16.self) + offset
     }
 
     /// The values in row-major order (f32 only; strided views are gathered).

@@ -79,6 +79,8 @@ public final class ModelFile: @unchecked Sendable {
         if let region = scope.region {
             for t in ts where t.byteCount > 0 {
                 try TensorIntegrity.check(t, bytes: region.data + (t.offset - scope.base), expected: checksums?[t.name], file: path)
+                // the check read every page: under MemoryPlan.streamWeights only what a layer uses comes back
+                if MemoryPlan.streamWeights { region.dropResidentPages(offset: t.offset - scope.base, count: t.byteCount) }
             }
         }
         return scope
@@ -156,6 +158,7 @@ public final class ComponentScope: @unchecked Sendable {
             throw WeightsError(.tensor, file: file.path, tensor: c.name,
                                "column sum \(bad) is \(colsum[bad]) but its int8 weight sums to \(actual[bad]): the file is damaged; convert it again with unclip-weights")
         }
+        if MemoryPlan.streamWeights { dropPages(t) }  // the check read every page; a layer maps its own back when it runs
         return PackedMatrix(q8: q8, scale: scale, colsum: colsum)
     }
 

@@ -1,0 +1,231 @@
+import CKernels
+import CPeaks
+import Foundation
+import UnCLIP
+
+/// `unclip-bench image -m model.gguf`: one whole text → image through the real pipeline at the file's default
+/// steps, per stage: wall time (model mapping included), s/step, achieved GOPS (2 per counted multiply-accumulate)
+/// and its fraction of the measured VNNI/FMA peak, peak RSS, page faults and bytes read from disk. Every engine run
+/// is a child process (a fresh peak RSS), optionally inside a cgroup-v1 memory limit; `--diffusers` runs
+/// diffusers/PyTorch fp32 and bf16 on the hub folder in the same invocation, one after the other.
+enum ImageBench {
+    static let prompt = "a red circle on top of a blue square"
+
+    // MARK: child: one engine run, measured from inside
+
+    static func status(_ key: String) -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }),
+              let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
+    }
+
+    /// Bytes this process made the disk read (/proc/self/io read_bytes: page-cache hits do not count).
+    static func readBytes() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("read_bytes:") }) else { return 0 }
+        return Double(line.split(separator: " ").last ?? "0") ?? 0
+    }
+
+    /// Resets VmHWM to the current RSS (clear_refs 5), so each stage reports its own peak.
+    static func resetPeak() { try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8) }
+
+    struct Mark {
+        let t, macs, readBytes: Double
+        let minflt, majflt: Int
+        static func now() -> Mark {
+            var ru = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &ru)
+            return Mark(t: cpk_now(), macs: Double(Profiler.macs), readBytes: ImageBench.readBytes(), minflt: ru.ru_minflt, majflt: ru.ru_majflt)
+        }
+    }
+
+    static func num(_ x: Double) -> JSON { .number(double: x, int: nil) }
+
+    /// Runs the pipeline once and writes one JSON record.
+    static func child(model path: String, plan: MemoryPlan, seed: UInt64, json: String) throws {
+        MemoryPlan.set(plan)
+        let start = Mark.now()
+        let m = try ModelFile(path: path)
+        let pipe = try UnCLIPPipeline(model: m)
+        let options = try GenerationOptions(defaultsOf: m)
+        var stages: [(name: String, begin: Mark, last: Mark?, firstStep: Double?, steps: Int, peak: Double)] = []
+        var current = ""
+        resetPeak()
+        var begin = Mark.now()
+        _ = try pipe.generate(prompt: prompt, options: options, noise: SeededNoise(seed: seed)) { stage, step, _ in
+            let now = Mark.now()
+            if stage != current {
+                if !stages.isEmpty { stages[stages.count - 1].peak = status("VmHWM") }
+                resetPeak()
+                stages.append((stage, begin, nil, now.t, 0, 0))
+                current = stage
+            }
+            stages[stages.count - 1].last = now
+            stages[stages.count - 1].steps = step
+            begin = now
+            return true
+        }
+        if !stages.isEmpty { stages[stages.count - 1].peak = status("VmHWM") }
+        let end = Mark.now()
+        var rows: [JSON] = []
+        var peak = 0.0
+        for s in stages {
+            guard let last = s.last else { continue }
+            peak = max(peak, s.peak)
+            let steady = s.steps > 1 ? (last.t - s.firstStep!) / Double(s.steps - 1) : last.t - s.begin.t
+            rows.append(.object([("stage", .string(s.name)), ("seconds", num(last.t - s.begin.t)), ("steps", num(Double(s.steps))),
+                                 ("seconds_per_step", num(steady)), ("gmac", num((last.macs - s.begin.macs) / 1e9)),
+                                 ("peak_rss_mb", num(s.peak)), ("minor_faults", num(Double(last.minflt - s.begin.minflt))),
+                                 ("major_faults", num(Double(last.majflt - s.begin.majflt))),
+                                 ("read_mb", num((last.readBytes - s.begin.readBytes) / 1e6))]))
+        }
+        let out = JSON.object([("plan", .string(plan.rawValue)), ("seconds", num(end.t - start.t)), ("peak_rss_mb", num(peak)),
+                               ("read_mb", num((end.readBytes - start.readBytes) / 1e6)), ("gmac", num((end.macs - start.macs) / 1e9)),
+                               ("stages", .array(rows))])
+        try AtomicFile.write(Data(out.text.utf8), to: json)
+    }
+
+    // MARK: parent: the runs, the peers, the table
+
+    struct Run {
+        let label: String
+        let limitMB: Int?
+        let record: JSON?
+        let failure: String?
+        let cgroupMaxMB: Double?
+    }
+
+    static let cgroupRoot = "/sys/fs/cgroup/memory"
+
+    /// One engine run in a child process, inside a fresh memory cgroup when `limitMB` is set (page cache dropped
+    /// first, so the weights' pages are charged to that cgroup as they are read).
+    static func engineRun(model: String, plan: MemoryPlan, limitMB: Int?, threads: Int, seed: UInt64) throws -> Run {
+        let label = "unclip q8 (\(plan.rawValue))" + (limitMB.map { ", cgroup \($0) MiB" } ?? "")
+        let tmp = NSTemporaryDirectory() + "unclip-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
+        var args = [me, "image", "-m", model, "--child-json", tmp, "--plan", plan.rawValue, "--seed", String(seed), "--threads", String(threads)]
+        var cg: String? = nil
+        if let limitMB {
+            let dir = cgroupRoot + "/unclip-bench-\(getpid())-\(limitMB)"
+            do {
+                try? FileManager.default.removeItem(atPath: dir)
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+                try String(limitMB << 20).write(toFile: dir + "/memory.limit_in_bytes", atomically: false, encoding: .utf8)
+            } catch {
+                throw UnCLIPError.invalidArgument(name: "--memory-limit", detail: "cannot make a memory cgroup under \(cgroupRoot) (cgroup v1, root needed): \(error)")
+            }
+            cg = dir
+            sync()
+            try? "3".write(toFile: "/proc/sys/vm/drop_caches", atomically: false, encoding: .utf8)
+            args = ["/bin/sh", "-c", "echo $$ > \"$0/cgroup.procs\" && exec \"$@\"", dir] + args
+        }
+        defer { if let cg { rmdir(cg) } }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: args[0])
+        p.arguments = Array(args.dropFirst())
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let cgMax = cg.flatMap { try? String(contentsOfFile: $0 + "/memory.max_usage_in_bytes", encoding: .utf8) }
+            .flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.map { $0 / 1048576 }
+        if p.terminationReason == .uncaughtSignal || p.terminationStatus != 0 {
+            let why = p.terminationReason == .uncaughtSignal ? "killed by signal \(p.terminationStatus)\(p.terminationStatus == 9 && limitMB != nil ? " (the cgroup's OOM killer)" : "")"
+                                                              : "exit status \(p.terminationStatus)"
+            return Run(label: label, limitMB: limitMB, record: nil, failure: why, cgroupMaxMB: cgMax)
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: tmp))
+        return Run(label: label, limitMB: limitMB, record: try JSON.parse(Array(data)), failure: nil, cgroupMaxMB: cgMax)
+    }
+
+    /// diffusers' UnCLIPPipeline on the hub folder (weights-tools/reference/time_diffusers_image.py).
+    static func diffusersRun(dir: String, dtype: String, threads: Int, seed: UInt64) throws -> Run {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "weights-tools/.venv/bin/python")
+        p.arguments = ["weights-tools/reference/time_diffusers_image.py", dir, "--dtype", dtype, "--threads", String(threads),
+                       "--seed", String(seed), "--prompt", prompt]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch {
+            throw UnCLIPError.invalidArgument(name: "--diffusers", detail: "cannot run weights-tools/.venv/bin/python (run weights-tools/setup_venv.sh --reference): \(error)")
+        }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let label = "diffusers \(dtype)"
+        guard p.terminationStatus == 0, let j = try? JSON.parse(Array(data)) else {
+            return Run(label: label, limitMB: nil, record: nil, failure: "time_diffusers_image.py failed (exit \(p.terminationStatus))", cgroupMaxMB: nil)
+        }
+        return Run(label: label, limitMB: nil, record: j, failure: nil, cgroupMaxMB: nil)
+    }
+
+    static func run(model: String, diffusers: String?, plans: [MemoryPlan], limits: [Int], threadCounts: [Int], seed: UInt64,
+                    json: String?, markdown: String?) throws {
+        let threads = threadCounts.max() ?? Runtime.threads
+        let peakVNNI = cpk_vnni_zmm(Int32(threads), 0.5), peakFMA = cpk_fma_f32_zmm(Int32(threads), 0.5)
+        let m = try ModelFile(path: model)
+        let peak = m.weightType == .q8 ? peakVNNI : peakFMA
+        var runs: [Run] = []
+        func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+        for plan in plans {
+            for t in threadCounts.sorted(by: >) {
+                log("unclip-bench image: engine, plan \(plan.rawValue), \(t) thread\(t == 1 ? "" : "s") …")
+                let r = try engineRun(model: model, plan: plan, limitMB: nil, threads: t, seed: seed)
+                runs.append(t == threads ? r : Run(label: r.label + ", \(t) thread", limitMB: nil, record: r.record, failure: r.failure, cgroupMaxMB: nil))
+            }
+        }
+        for mb in limits {
+            log("unclip-bench image: engine in a \(mb) MiB memory cgroup …")
+            runs.append(try engineRun(model: model, plan: plans.first ?? .small, limitMB: mb, threads: threads, seed: seed))
+        }
+        if let dir = diffusers {
+            for dtype in ["float32", "bfloat16"] {
+                log("unclip-bench image: diffusers \(dtype) …")
+                runs.append(try diffusersRun(dir: dir, dtype: dtype, threads: threads, seed: seed))
+            }
+        }
+        // The table: whole image, then per stage of the first engine run.
+        let base = runs.first?.record?["seconds"]?.double
+        let peerF32 = runs.first(where: { $0.label == "diffusers float32" })?.record?["seconds"]?.double
+        let peerBF16 = runs.first(where: { $0.label == "diffusers bfloat16" })?.record?["seconds"]?.double
+        var md = "unclip-bench image — \(model) (\(m.weightType.rawValue)), \"\(prompt)\", seed \(seed), \(threads) threads, path "
+            + "\(String(cString: ck_isa_name(ck_isa_active()))); measured peak \(String(format: "%.0f", peak)) G\(m.weightType == .q8 ? "OPS (VNNI)" : "FLOP/s (FMA)")\n\n"
+        md += "| run | whole image s | peak RSS MB | read from disk MB | vs diffusers f32 | vs diffusers bf16 |\n|---|---:|---:|---:|---:|---:|\n"
+        for r in runs {
+            guard let j = r.record, let s = j["seconds"]?.double else {
+                md += "| \(r.label) | \(r.failure ?? "failed") | \(r.cgroupMaxMB.map { String(format: "cgroup max %.0f", $0) } ?? "–") | – | – | – |\n"
+                continue
+            }
+            let rss = j["peak_rss_mb"]?.double ?? 0
+            let read = j["read_mb"]?.double.map { String(format: "%.0f", $0) } ?? "–"
+            let r32 = peerF32.map { String(format: "%.2f×", $0 / s) } ?? "–", r16 = peerBF16.map { String(format: "%.2f×", $0 / s) } ?? "–"
+            md += "| \(r.label) | \(String(format: "%.1f", s)) | \(String(format: "%.0f", rss))\(r.cgroupMaxMB.map { String(format: " (cgroup max %.0f)", $0) } ?? "") | \(read) | \(r32) | \(r16) |\n"
+        }
+        if let first = runs.first?.record, let stages = first["stages"]?.array {
+            md += "\n\(runs[0].label), per stage (the stage's wall time includes mapping its weights; s/step is the steady step):\n\n"
+            md += "| stage | s | steps | s/step | GOPS | of peak | peak RSS MB | minor faults | major faults | read MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            for st in stages {
+                let s = st["seconds"]?.double ?? 0, gops = 2 * (st["gmac"]?.double ?? 0) / max(s, 1e-9)
+                md += "| \(st["stage"]?.string ?? "?") | \(String(format: "%.1f", s)) | \(Int(st["steps"]?.double ?? 0)) | "
+                    + "\(String(format: "%.2f", st["seconds_per_step"]?.double ?? 0)) | \(String(format: "%.0f", gops)) | \(String(format: "%.0f%%", 100 * gops / peak)) | "
+                    + "\(String(format: "%.0f", st["peak_rss_mb"]?.double ?? 0)) | \(Int(st["minor_faults"]?.double ?? 0)) | "
+                    + "\(Int(st["major_faults"]?.double ?? 0)) | \(String(format: "%.0f", st["read_mb"]?.double ?? 0)) |\n"
+            }
+        }
+        if threadCounts.count > 1, let base {
+            for r in runs where r.label.hasSuffix(" thread") { if let s = r.record?["seconds"]?.double { md += "\nThread scaling: 1 → \(threads) threads \(String(format: "%.2f×", s / base)).\n" } }
+        }
+        print(md)
+        let out = JSON.object([("model", .string(model)), ("weight_type", .string(m.weightType.rawValue)), ("threads", num(Double(threads))),
+                               ("seed", num(Double(seed))), ("peak_gops", num(peak)),
+                               ("runs", .array(runs.map { r in
+                                   .object([("label", .string(r.label)), ("limit_mb", r.limitMB.map { num(Double($0)) } ?? .null),
+                                            ("failure", r.failure.map { .string($0) } ?? .null),
+                                            ("cgroup_max_mb", r.cgroupMaxMB.map { num($0) } ?? .null), ("result", r.record ?? .null)])
+                               }))])
+        if let json { try AtomicFile.write(Data(out.text.utf8), to: json) }
+        if let markdown { try AtomicFile.write(Data(md.utf8), to: markdown) }
+    }
+}
