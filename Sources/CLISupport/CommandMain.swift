@@ -82,10 +82,16 @@ public struct ThreadOptions: ParsableArguments {
     public var threads: Int?
     @Flag(help: "Allow more threads than usable cores (up to 1024; slower in every measurement here).")
     public var oversubscribe = false
+    @Option(name: .customLong("memory"), help: ArgumentHelp("small (default): f16 activations and weights streamed layer by layer for int8 models; fast: f32 activations, weights kept mapped (more memory).", valueName: "small|fast"))
+    public var memory: String?
 
     public init() {}
 
     public func validate() throws {
+        if let memory {
+            guard let plan = MemoryPlan(rawValue: memory) else { throw ValidationError("--memory must be small or fast, got '\(memory)'") }
+            MemoryPlan.set(plan)
+        }
         do {
             let n = try threads ?? Runtime.threadsFromEnvironment(oversubscribe: oversubscribe)
             if let n {

@@ -146,6 +146,30 @@ final class FusedConvTests: XCTestCase {
         }
     }
 
+    /// MemoryPlan.small's f16 activations against .fast's f32 ones on one int8 super-resolution UNet call
+    /// (resnets with up/down resampling, skip concatenations), both against the f32 file: the f16 roundings barely
+    /// move the error (compared with each other, the two int8 runs differ by about the int8 error itself: a
+    /// 2⁻¹¹ change of an input re-rolls the activations' int8 rounding, so that is not the f16 error).
+    func testCompactActivationsKeepTheInt8Error() throws {
+        let q8 = StageModel(try TinyKarlo.model(.q8)), f32 = StageModel(try TinyKarlo.model(.f32))
+        let c = try SuperResStage(q8).firstConfig
+        let unet = try q8.build("super_res_first") { try UNet(scope: $0, config: c) }
+        let unetF = try f32.build("super_res_first") { try UNet(scope: $0, config: c) }
+        var rng = TestRNG(seed: 12)
+        let s = c.sampleSize
+        let x = try tensor([2, s, s, c.inChannels], &rng)
+        defer { MemoryPlan.set(.small) }
+        MemoryPlan.set(.small)
+        let small = try unet(x, timestep: 500).toArray()
+        MemoryPlan.set(.fast)
+        let fast = try unet(x, timestep: 500).toArray()
+        let ref = try unetF(x, timestep: 500).toArray()
+        let (eSmall, eFast) = (nmse(small, ref), nmse(fast, ref))
+        print("super-res UNet call against the f32 file: int8 + f16 activations NMSE \(eSmall), int8 + f32 activations NMSE \(eFast)")
+        XCTAssertNotEqual(small, fast)             // the plan is really in force
+        XCTAssertLessThanOrEqual(eSmall, 1.25 * eFast)
+    }
+
     func testBadInputsAreErrors() throws {
         var rng = TestRNG(seed: 5)
         let x = try tensor([1, 4, 4, 8], &rng)

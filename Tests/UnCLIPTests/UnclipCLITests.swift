@@ -104,7 +104,8 @@ final class UnclipCLITests: XCTestCase {
         for args in [["generate", "x", "-o", "a.png", "-n", "0"], ["generate", "x", "-o", "a.png", "--output-dir", "d"],
                      ["generate", "", "-o", "a.png"], ["generate", "x", "-o", "a.png", "--eta", "0.5"],
                      ["generate", "x", "-o", "a.png", "--sampler", "ddim", "--eta", "2"], ["generate", "x", "-o", "a.png", "--sampler", "euler"],
-                     ["generate", "x", "-o", "a.png", "--threads", "0"], ["generate", "x", "-o", "a.png", "--decoder-steps=1"], ["info"]] {
+                     ["generate", "x", "-o", "a.png", "--threads", "0"], ["generate", "x", "-o", "a.png", "--decoder-steps=1"], ["info"],
+                     ["generate", "x", "-o", "a.png", "--memory", "tiny"]] {
             let r = try run(args)
             XCTAssertEqual(r.code, 2, "\(args): \(r.err)")
             XCTAssertTrue(r.err.hasPrefix("unclip: "), r.err)

@@ -142,7 +142,8 @@ public final class UNet: @unchecked Sendable {
             mask = try Tensor(shape: [n, lc], values: contextMask.flatMap { $0.map { $0 ? 0 : -10000 } })  // (1 − m)·−10000
         }
         // Activations that outlive a layer (block outputs, skips) in f16 for int8 weights under MemoryPlan.small.
-        let act: DType = MemoryPlan.compactActivations && convIn.kind == .q8 ? .f16 : .f32
+        // (judged by the resnets' convolutions: a small conv_in may stay f32 in a q8 file)
+        let act: DType = MemoryPlan.compactActivations && midResnets[0].conv1.kind == .q8 ? .f16 : .f32
         func attend(_ a: AddedKVAttention, _ x: Tensor) throws -> Tensor {
             try Ops.cast(try a(x, context: context!, contextMask: mask), to: act)
         }
