@@ -1,4 +1,5 @@
 import CKernels
+import UnCLIP
 import CPeaks
 import Foundation
 
@@ -260,6 +261,42 @@ func resizeCase(label: String, from: Int, to: Int, channels: Int, batch: Int) ->
             let e = relErr(y, ref)
             if e > 1e-5 { throw ValidationFailure(description: "\(label): relative error \(e) vs ref") }
             return String(format: "whole image vs ref, rel err %.1e", e)
+        },
+        openblas: nil)
+}
+
+/// A super-resolution up-path ResnetBlock2D's first convolution: GroupNorm+SiLU over cat([h, skip]) then a 3×3
+/// int8 convolution. `fused`: the operands in f16, the GroupNorm folded and read by ck_conv2d_q8_fused, f16 out
+/// (MemoryPlan.small); otherwise the op-by-op chain in f32 (concatenation, GroupNorm+SiLU, ck_conv2d_q8), as before.
+/// Validated by the fused result on f32 operands being bit-identical to the chain's.
+func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannels: Int, cout: Int, fused: Bool) -> BenchCase {
+    let cin = hChannels + skipChannels, k = 9 * cin
+    let h = try! Tensor(shape: [1, s, s, hChannels], values: randomArray(s * s * hChannels, seed: 11))
+    let skip = try! Tensor(shape: [1, s, s, skipChannels], values: randomArray(s * s * skipChannels, seed: 12))
+    let gamma = try! Tensor(shape: [cin], values: randomArray(cin, seed: 13).map { $0 + 1 })
+    let beta = try! Tensor(shape: [cin], values: randomArray(cin, seed: 14))
+    let w = try! Conv2dWeight(weight: try! Tensor(shape: [cout, cin, 3, 3], values: randomArray(cout * k, seed: 15, scale: 0.05)),
+                              bias: try! Tensor(shape: [cout], values: randomArray(cout, seed: 16)), padding: 1, quantize: true)
+    let h16 = try! Ops.cast(h, to: .f16), skip16 = try! Ops.cast(skip, to: .f16)
+    final class Box: @unchecked Sendable { var y: Tensor? }
+    let box = Box()
+    func chain() -> Tensor {
+        let x = try! Ops.groupNorm(try! Ops.concatLast(h, skip), groups: 32, gamma: gamma, beta: beta, silu: true)
+        return try! Ops.conv2d(x, w)
+    }
+    func fusedRun(_ a: Tensor, _ b: Tensor, out: DType) -> Tensor {
+        let fold = try! Ops.groupNormFold([a, b], groups: 32, gamma: gamma, beta: beta)
+        return try! Ops.conv2d(ConvInput([a, b], norm: fold, silu: true), w, out: out)
+    }
+    return BenchCase(
+        owner: box, label: label, op: fused ? "fused GN+SiLU+concat→conv3x3 int8, f16 in/out" : "GN+SiLU, concat, conv3x3 int8 (f32, op by op)",
+        path: pathName(), work: 2.0 * Double(s * s) * Double(k) * Double(cout), ceiling: q8Ceiling(),
+        run: { box.y = fused ? fusedRun(h16, skip16, out: .f16) : chain() },
+        validate: {
+            guard fusedRun(h, skip, out: .f32).toArray() == chain().toArray() else {
+                throw ValidationFailure(description: "\(label): the fused convolution on f32 operands differs from the op-by-op chain")
+            }
+            return "fused on f32 operands bit-identical to the op-by-op chain (\(s * s) pixels × \(cout) channels)"
         },
         openblas: nil)
 }

@@ -134,6 +134,10 @@ func makeCases(_ o: Options) -> [BenchCase] {
     }
     cases.append(attentionCase(label: "decoder attention 1024 tokens + 81 context, 10 heads (batch 2)", batch: 2, heads: 10,
                                tokens: 1024, context: 81, threads: t))
+    for fused in [false, true] {
+        cases.append(fusedResnetConvCase(label: "super-res up resnet conv1 cat(640, 320)→320 @\(sr)²", size: sr, hChannels: 640,
+                                         skipChannels: 320, cout: 320, fused: fused))
+    }
     cases.append(groupNormCase(label: "GroupNorm 320×\(gn)²", channels: 320, size: gn, silu: false))
     cases.append(groupNormCase(label: "GroupNorm+SiLU 320×\(gn)²", channels: 320, size: gn, silu: true))
     cases.append(resizeCase(label: "resize 64→256 bicubic aa (3 ch)", from: 64, to: 256, channels: 3, batch: 1))
