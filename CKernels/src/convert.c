@@ -76,26 +76,26 @@ void ck_f32_to_f16_avx512(size_t n, const float *x, uint16_t *y) {
 // Whole arrays: split across threads above 256 Ki values.
 #define CK_CVT_CHUNK ((size_t)1 << 16)
 
+// f(n, x + i, y + i) over chunks of CK_CVT_CHUNK values, across the kernel threads when n is large.
+#define CK_CVT_CHUNKED(f, n, x, y)                                                                   \
+    do {                                                                                             \
+        if ((n) <= 4 * CK_CVT_CHUNK) { f((n), (x), (y)); break; }                                    \
+        long chunks_ = (long)(((n) + CK_CVT_CHUNK - 1) / CK_CVT_CHUNK);                              \
+        _Pragma("omp parallel for schedule(static) num_threads(ck_get_threads())")                   \
+        for (long k_ = 0; k_ < chunks_; k_++) {                                                      \
+            size_t i_ = (size_t)k_ * CK_CVT_CHUNK;                                                   \
+            f(CK_MIN(CK_CVT_CHUNK, (n) - i_), (x) + i_, (y) + i_);                                   \
+        }                                                                                            \
+    } while (0)
+
 void ck_f16_to_f32(size_t n, const uint16_t *x, float *y) {
     ck_f16_to_f32_fn f = ck_dispatch_active()->f16_to_f32;
-    if (n <= 4 * CK_CVT_CHUNK) { f(n, x, y); return; }
-    long chunks = (long)((n + CK_CVT_CHUNK - 1) / CK_CVT_CHUNK);
-#pragma omp parallel for schedule(static) num_threads(ck_get_threads())
-    for (long k = 0; k < chunks; k++) {
-        size_t i = (size_t)k * CK_CVT_CHUNK;
-        f(CK_MIN(CK_CVT_CHUNK, n - i), x + i, y + i);
-    }
+    CK_CVT_CHUNKED(f, n, x, y);
 }
 
 void ck_f32_to_f16(size_t n, const float *x, uint16_t *y) {
     ck_f32_to_f16_fn f = ck_dispatch_active()->f32_to_f16;
-    if (n <= 4 * CK_CVT_CHUNK) { f(n, x, y); return; }
-    long chunks = (long)((n + CK_CVT_CHUNK - 1) / CK_CVT_CHUNK);
-#pragma omp parallel for schedule(static) num_threads(ck_get_threads())
-    for (long k = 0; k < chunks; k++) {
-        size_t i = (size_t)k * CK_CVT_CHUNK;
-        f(CK_MIN(CK_CVT_CHUNK, n - i), x + i, y + i);
-    }
+    CK_CVT_CHUNKED(f, n, x, y);
 }
 
 void ck_bf16_to_f32(size_t n, const uint16_t *x, float *y) {

@@ -20,15 +20,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
 from make_pipeline_fixtures import load  # noqa: E402
-
-
-def peak_rss_mb():
-    """VmHWM of this process (ru_maxrss would include a parent's peak: Linux carries it across fork/exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+from time_diffusers import peak_rss_mb  # noqa: E402
 
 
 def main():
