@@ -6,9 +6,6 @@
 
 #include <string.h>
 
-// int8 tile: a multiple of every int8 path's rows per call (4, 2, 8, 32).
-#define CK_CONV_TILE_Q8 96
-
 int ck_conv2d_shape(ck_conv2d_params *p) {
     if (p->N < 1 || p->H < 1 || p->W < 1 || p->Cin < 1 || p->Cout < 1 || p->kh < 1 || p->kw < 1 ||
         p->stride < 1 || p->pad < 0)
@@ -56,26 +53,6 @@ void ck_conv2d_f32_ref(const ck_conv2d_params *p, const float *x, const float *W
                 }
 }
 
-// Work units: (image, tile, panel group). Panel groups only split N when there are too few tiles to keep
-// every thread busy; each output element is still computed by one unit in one fixed order.
-static int panel_groups(int tiles, int np, int nt) {
-    int g = (4 * nt + tiles - 1) / tiles;
-    return CK_MAX(1, CK_MIN(g, np));
-}
-
-// Unit u → image n, pixels [p0, p0+rows), panels [q0, q1) (q0 ≥ q1: nothing to do).
-typedef struct {
-    int n, p0, rows, q0, q1;
-} conv_unit;
-
-static conv_unit unit_of(int u, int tile, int HWo, int tiles, int groups, int np) {
-    int per_group = (np + groups - 1) / groups;
-    int g = u % groups, t = (u / groups) % tiles;
-    conv_unit r = {u / (groups * tiles), t * tile, CK_MIN(tile, HWo - t * tile), g * per_group,
-                   CK_MIN(np, (g + 1) * per_group)};
-    return r;
-}
-
 static int conv_k(const ck_conv2d_params *p) { return p->kh * p->kw * p->Cin; }
 
 size_t ck_conv2d_f32_scratch_size(const ck_conv2d_params *p, int nthreads) {
@@ -88,13 +65,13 @@ void ck_conv2d_f32(const ck_conv2d_params *p, const float *x, const float *packe
     int K = conv_k(p), HWo = p->Ho * p->Wo, nt = ck_get_threads();
     int tiles = (HWo + CK_CONV_TILE - 1) / CK_CONV_TILE;
     int np = CK_ROUND_UP(p->Cout, CK_F32_NR) / CK_F32_NR;
-    int groups = panel_groups(p->N * tiles, np, nt);
+    int groups = ck_conv_panel_groups(p->N * tiles, np, nt);
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
     size_t per_thread = CK_ALIGN_UP((size_t)CK_CONV_TILE * K * sizeof(float));
     int units = p->N * tiles * groups;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int u = 0; u < units; u++) {
-        conv_unit w = unit_of(u, CK_CONV_TILE, HWo, tiles, groups, np);
+        ck_conv_unit w = ck_conv_unit_of(u, CK_CONV_TILE, HWo, tiles, groups, np);
         if (w.q0 >= w.q1) continue;
         float *a = (float *)(s + per_thread * ck_thread_index());
         ck_im2col_f32(p, x, w.n, w.p0, w.rows, a, K);
@@ -134,13 +111,13 @@ void ck_conv2d_q8(const ck_conv2d_params *p, const float *x, const int8_t *packe
     int K = conv_k(p), Kp = ck_q8_padded_k(K), HWo = p->Ho * p->Wo, nt = ck_get_threads();
     int tiles = (HWo + CK_CONV_TILE_Q8 - 1) / CK_CONV_TILE_Q8;
     int np = CK_ROUND_UP(p->Cout, CK_Q8_NR) / CK_Q8_NR;
-    int groups = panel_groups(p->N * tiles, np, nt);
+    int groups = ck_conv_panel_groups(p->N * tiles, np, nt);
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
     size_t per_thread = q8_thread_bytes(p);
     int units = p->N * tiles * groups;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int u = 0; u < units; u++) {
-        conv_unit w = unit_of(u, CK_CONV_TILE_Q8, HWo, tiles, groups, np);
+        ck_conv_unit w = ck_conv_unit_of(u, CK_CONV_TILE_Q8, HWo, tiles, groups, np);
         if (w.q0 >= w.q1) continue;
         int n = w.n, p0 = w.p0, rows = w.rows;
         char *ts = s + per_thread * ck_thread_index();

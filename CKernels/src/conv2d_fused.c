@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CK_CONV_TILE_Q8 96  // the same tile as ck_conv2d_q8 (conv2d.c)
-
 // The prepared grid: the resolution whose rows are cached (the operands' for NONE and UP, half for DOWN).
 static int grid_h(const ck_conv_input *in) { return in->resample == CK_RESAMPLE_DOWN ? in->H / 2 : in->H; }
 static int grid_w(const ck_conv_input *in) { return in->resample == CK_RESAMPLE_DOWN ? in->W / 2 : in->W; }
@@ -149,8 +147,8 @@ void ck_conv2d_q8_fused(const ck_conv2d_params *p, const ck_conv_input *in, cons
     int K = (int)conv_k(p), Kp = ck_q8_padded_k(K), HWo = p->Ho * p->Wo, nt = ck_get_threads();
     int tiles = (HWo + CK_CONV_TILE_Q8 - 1) / CK_CONV_TILE_Q8;
     int np = CK_ROUND_UP(p->Cout, CK_Q8_NR) / CK_Q8_NR;
-    int groups = CK_MAX(1, CK_MIN((4 * nt + p->N * tiles - 1) / (p->N * tiles), np));
-    int per_group = (np + groups - 1) / groups, slots = cache_rows(p), C = p->Cin;
+    int groups = ck_conv_panel_groups(p->N * tiles, np, nt);
+    int slots = cache_rows(p), C = p->Cin;
     char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
     size_t per_thread = fused_thread_bytes(p, in);
     int units = p->N * tiles * groups;
@@ -171,10 +169,9 @@ void ck_conv2d_q8_fused(const ck_conv2d_params *p, const ck_conv_input *in, cons
         for (int k = 0; k < slots; k++) rc.tag[k] = -1;
 #pragma omp for schedule(static)
         for (int u = 0; u < units; u++) {
-            int g = u % groups, t = (u / groups) % tiles, n = u / (groups * tiles);
-            int p0 = t * CK_CONV_TILE_Q8, rows = CK_MIN(CK_CONV_TILE_Q8, HWo - p0);
-            int q0 = g * per_group, q1 = CK_MIN(np, (g + 1) * per_group);
-            if (q0 >= q1) continue;
+            ck_conv_unit w = ck_conv_unit_of(u, CK_CONV_TILE_Q8, HWo, tiles, groups, np);
+            if (w.q0 >= w.q1) continue;
+            int n = w.n, p0 = w.p0, rows = w.rows, q0 = w.q0, q1 = w.q1;
             for (int r = 0; r < rows; r++) {
                 gather(p, in, d, &rc, slots, n, p0 + r, row);
                 d->q8_quantize_rows(1, K, row, K, qa + (size_t)r * Kp, &sa[r], &corr[r]);

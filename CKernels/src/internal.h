@@ -78,6 +78,25 @@ void ck_sigmoid_gate_avx2(size_t n, const float *x, float alpha, float *y);
 void ck_sigmoid_gate_avx512(size_t n, const float *x, float alpha, float *y);
 #endif
 
+// Convolution work units (conv2d.c, conv2d_fused.c): (image, tile of output pixels, panel group). Panel groups
+// only split N when there are too few tiles to keep every thread busy; each output element is still computed by
+// one unit in one fixed order. The int8 tile is a multiple of every int8 path's rows per call (4, 2, 8, 32).
+#define CK_CONV_TILE_Q8 96
+static inline int ck_conv_panel_groups(int tiles, int np, int nt) {
+    int g = (4 * nt + tiles - 1) / tiles;
+    return CK_MAX(1, CK_MIN(g, np));
+}
+typedef struct {
+    int n, p0, rows, q0, q1;   // image n, pixels [p0, p0+rows), panels [q0, q1) (q0 ≥ q1: nothing to do)
+} ck_conv_unit;
+static inline ck_conv_unit ck_conv_unit_of(int u, int tile, int HWo, int tiles, int groups, int np) {
+    int per_group = (np + groups - 1) / groups;
+    int g = u % groups, t = (u / groups) % tiles;
+    ck_conv_unit r = {u / (groups * tiles), t * tile, CK_MIN(tile, HWo - t * tile), g * per_group,
+                      CK_MIN(np, (g + 1) * per_group)};
+    return r;
+}
+
 // binary16 ↔ f32 on one thread (convert.c); the scalar twins are ck_f16_to_f32_ref / ck_f32_to_f16_ref.
 typedef void (*ck_f16_to_f32_fn)(size_t n, const uint16_t *x, float *y);
 typedef void (*ck_f32_to_f16_fn)(size_t n, const float *x, uint16_t *y);

@@ -142,21 +142,11 @@ enum ImageBench {
 
     /// diffusers' UnCLIPPipeline on the hub folder (weights-tools/reference/time_diffusers_image.py).
     static func diffusersRun(dir: String, dtype: String, threads: Int, seed: UInt64) throws -> Run {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "weights-tools/.venv/bin/python")
-        p.arguments = ["weights-tools/reference/time_diffusers_image.py", dir, "--dtype", dtype, "--threads", String(threads),
-                       "--seed", String(seed), "--prompt", prompt]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        do { try p.run() } catch {
-            throw UnCLIPError.invalidArgument(name: "--diffusers", detail: "cannot run weights-tools/.venv/bin/python (run weights-tools/setup_venv.sh --reference): \(error)")
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        let (status, data) = try PipelineBench.referenceScript("time_diffusers_image.py", [dir, "--dtype", dtype, "--threads", String(threads),
+                                                                                        "--seed", String(seed), "--prompt", prompt])
         let label = "diffusers \(dtype)"
-        guard p.terminationStatus == 0, let j = try? JSON.parse(Array(data)) else {
-            return Run(label: label, limitMB: nil, record: nil, failure: "time_diffusers_image.py failed (exit \(p.terminationStatus))", cgroupMaxMB: nil)
+        guard status == 0, let j = try? JSON.parse(Array(data)) else {
+            return Run(label: label, limitMB: nil, record: nil, failure: "time_diffusers_image.py failed (exit \(status))", cgroupMaxMB: nil)
         }
         return Run(label: label, limitMB: nil, record: j, failure: nil, cgroupMaxMB: nil)
     }

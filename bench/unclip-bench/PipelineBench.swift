@@ -27,6 +27,22 @@ enum PipelineBench {
         return kb / 1024
     }
 
+    /// Runs weights-tools/reference/<script> in weights-tools/.venv; its exit status and stdout (stderr dropped).
+    static func referenceScript(_ script: String, _ args: [String]) throws -> (status: Int32, stdout: Data) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "weights-tools/.venv/bin/python")
+        p.arguments = ["weights-tools/reference/" + script] + args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch {
+            throw UnCLIPError.invalidArgument(name: "--diffusers", detail: "cannot run weights-tools/.venv/bin/python (run weights-tools/setup_venv.sh --reference): \(error)")
+        }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, data)
+    }
+
     static func randn(_ n: Int, seed: UInt64) throws -> [Float] { try SeededNoise(seed: seed).draw("x", shape: [n]) }
 
     static func run(model path: String, diffusers: String?, repeats: Int, threads: Int, json: String?, markdown: String?) throws {
@@ -65,18 +81,8 @@ enum PipelineBench {
         var peer: [String: Double] = [:]
         var peerInfo = ""
         if let dir = diffusers {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "weights-tools/.venv/bin/python")
-            p.arguments = ["weights-tools/reference/time_diffusers.py", dir, "--threads", String(threads), "--repeats", String(repeats)]
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = FileHandle.nullDevice
-            do { try p.run() } catch {
-                throw UnCLIPError.invalidArgument(name: "--diffusers", detail: "cannot run weights-tools/.venv/bin/python (run weights-tools/setup_venv.sh --reference): \(error)")
-            }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0, let j = try? JSON.parse(Array(data)), let s = j["seconds"]?.object else {
+            let (status, data) = try referenceScript("time_diffusers.py", [dir, "--threads", String(threads), "--repeats", String(repeats)])
+            guard status == 0, let j = try? JSON.parse(Array(data)), let s = j["seconds"]?.object else {
                 throw UnCLIPError.invalidArgument(name: "--diffusers", detail: "time_diffusers.py failed on \(dir)")
             }
             for (k, v) in s { peer[k] = v.double }

@@ -80,7 +80,7 @@ public final class ModelFile: @unchecked Sendable {
             for t in ts where t.byteCount > 0 {
                 try TensorIntegrity.check(t, bytes: region.data + (t.offset - scope.base), expected: checksums?[t.name], file: path)
                 // the check read every page: under MemoryPlan.streamWeights only what a layer uses comes back
-                if MemoryPlan.streamWeights { region.dropResidentPages(offset: t.offset - scope.base, count: t.byteCount) }
+                if MemoryPlan.streamWeights { scope.dropPages(t) }
             }
         }
         return scope
