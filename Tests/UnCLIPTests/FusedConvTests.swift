@@ -170,6 +170,32 @@ final class FusedConvTests: XCTestCase {
         XCTAssertLessThanOrEqual(eSmall, 1.25 * eFast)
     }
 
+    /// The result stored over the residual's buffer (ResnetBlock2D's shortcut output) has the out-of-place bits.
+    func testInPlaceResidualGivesTheSameBits() throws {
+        let c = Self.cases[0]
+        let b = try build(c, seed: 70)
+        let w = try Conv2dWeight(weight: b.weight, padding: 1, quantize: true)
+        for dtype in [DType.f32, .f16] {
+            let r = try Ops.cast(b.residual!, to: dtype)
+            let values = try Ops.cast(r, to: .f32).toArray()
+            try forEachPathAndThreads { path, threads in
+                let expect = try Ops.cast(try fused(c, b, w, residual: r, out: dtype), to: .f32).toArray()
+                let own = try Ops.cast(try Tensor(shape: r.shape, values: values), to: dtype)    // a fresh copy each run
+                let fold = try Ops.groupNormFold(b.sources, groups: 4, gamma: b.gamma, beta: b.beta)
+                let y = try Ops.conv2d(ConvInput(b.sources, norm: fold, silu: true), w, residual: own, residualInPlace: true, out: dtype)
+                XCTAssertTrue(y.storage === own.storage, "\(dtype) \(path) threads \(threads): stored elsewhere")
+                XCTAssertEqual(try Ops.cast(y, to: .f32).toArray(), expect, "\(dtype) \(path) threads \(threads)")
+            }
+        }
+        var rng = TestRNG(seed: 6)
+        let x = try tensor([1, 4, 4, 6], &rng)
+        let w6 = try Conv2dWeight(weight: try tensor([6, 6, 3, 3], &rng), padding: 1, quantize: true)
+        XCTAssertThrowsError(try Ops.conv2d(ConvInput([x]), w6, residual: x, residualInPlace: true))    // the input itself
+        XCTAssertThrowsError(try Ops.conv2d(ConvInput([x]), w6, residual: try tensor([1, 4, 4, 6], &rng), residualInPlace: true, out: .f16))
+        XCTAssertThrowsError(try Ops.conv2d(ConvInput([x], resample: .up), w6, residual: try tensor([1, 4, 4, 6], &rng),
+                                            residualResample: .up, residualInPlace: true))
+    }
+
     func testBadInputsAreErrors() throws {
         var rng = TestRNG(seed: 5)
         let x = try tensor([1, 4, 4, 8], &rng)

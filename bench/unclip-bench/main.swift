@@ -239,8 +239,14 @@ for c in makeCases(opts) {
     let ob = c.openblas.map { Timing.measure(repeats: repeats, $0).median }
     rows.append(Row(c: c, timing: t, check: check, openblas: ob))
 }
-Terminal.err("OpenBLAS with OPENBLAS_CORETYPE=SKYLAKEX (child process)…\n")
-let skx = openblasSkylakeX()
+// (only where the host has AVX-512: elsewhere that core dies on its first instruction)
+let skx: (core: String, times: [String: Double])?
+if hasAVX512 {
+    Terminal.err("OpenBLAS with OPENBLAS_CORETYPE=SKYLAKEX (child process)…\n")
+    skx = openblasSkylakeX()
+} else {
+    skx = nil
+}
 
 // MARK: Report
 

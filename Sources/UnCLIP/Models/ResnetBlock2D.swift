@@ -39,7 +39,8 @@ struct ResnetBlock2D {
 
     /// inputs: x [N, H, W, Cin], or the up path's [h, skip] (concatenated along channels); emb [N, T]
     /// → [N, H', W', Cout] stored as `out`. Each convolution reads its GroupNorm/SiLU/resampled input and adds its
-    /// residual itself (Ops.conv2d(ConvInput…)), so only conv1's output and the shortcut's are stored.
+    /// residual itself (Ops.conv2d(ConvInput…)), so only conv1's output and the shortcut's are stored; the result
+    /// overwrites the shortcut's.
     func callAsFunction(_ inputs: [Tensor], emb: Tensor, out: DType = .f32) throws -> Tensor {
         let rs = convResample
         let f1 = try Ops.groupNormFold(inputs, groups: groups, eps: eps, gamma: norm1g, beta: norm1b)
@@ -60,7 +61,7 @@ struct ResnetBlock2D {
         }
         if let shortcut {
             let skip = try Ops.conv2d(ConvInput(inputs, resample: rs), shortcut, out: out)                   // [N, H', W', Cout]
-            return try Ops.conv2d(input2, conv2, residual: skip, out: out)                                  // skip + conv2(·)
+            return try Ops.conv2d(input2, conv2, residual: skip, residualInPlace: true, out: out)            // skip + conv2(·), over skip
         }
         try require(inputs.count == 1, "ResnetBlock2D", "two inputs need a conv_shortcut")
         return try Ops.conv2d(input2, conv2, residual: inputs[0], residualResample: rs, out: out)          // resample(x) + conv2(·)

@@ -149,26 +149,27 @@ public final class UNet: @unchecked Sendable {
         }
         var h = try Ops.conv2d(ConvInput([sample]), convIn, out: act)                                    // [N, H, W, C0]
         var skips = [h]
-        for d in downs {
+        for (b, d) in downs.enumerated() {
             for (i, r) in d.resnets.enumerated() {
-                h = try r([h], emb: emb, out: act)
+                h = try Profiler.label("down_blocks.\(b).resnets.\(i)") { try r([h], emb: emb, out: act) }
                 if !d.attentions.isEmpty { h = try attend(d.attentions[i], h) }
                 skips.append(h)
             }
             if let ds = d.downsampler {
-                h = try ds([h], emb: emb, out: act)                                                      // [N, H/2, W/2, C]
+                h = try Profiler.label("down_blocks.\(b).downsamplers") { try ds([h], emb: emb, out: act) } // [N, H/2, W/2, C]
                 skips.append(h)
             }
         }
         h = try midResnets[0]([h], emb: emb, out: act)
         if let a = midAttention { h = try attend(a, h) }
         h = try midResnets[1]([h], emb: emb, out: act)
-        for u in ups {
+        for (b, u) in ups.enumerated() {
             for (i, r) in u.resnets.enumerated() {
-                h = try r([h, skips.removeLast()], emb: emb, out: act)                                   // cat([h, skip], channels)
+                let skip = skips.removeLast()
+                h = try Profiler.label("up_blocks.\(b).resnets.\(i)") { try r([h, skip], emb: emb, out: act) } // cat([h, skip], channels)
                 if !u.attentions.isEmpty { h = try attend(u.attentions[i], h) }
             }
-            if let us = u.upsampler { h = try us([h], emb: emb, out: act) }                              // [N, 2H, 2W, C]
+            if let us = u.upsampler { h = try Profiler.label("up_blocks.\(b).upsamplers") { try us([h], emb: emb, out: act) } } // [N, 2H, 2W, C]
         }
         let norm = try Ops.groupNormFold([h], groups: config.groups, eps: config.eps, gamma: normOutG, beta: normOutB)
         return try Ops.conv2d(ConvInput([h], norm: norm, silu: true), convOut)                           // [N, H, W, Cout]

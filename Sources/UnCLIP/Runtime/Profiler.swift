@@ -7,20 +7,27 @@ public enum Profiler {
     nonisolated(unsafe) static var totals: [String: (seconds: Double, calls: Int)] = [:]
     nonisolated(unsafe) static var registered = false
     static let lock = NSLock()
+    nonisolated(unsafe) static var current: [String] = []
+    nonisolated(unsafe) static var liveBytes = 0, peakBytes = 0
+    nonisolated(unsafe) static var peakAt = ""
 
     @inline(__always)
     static func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
         guard enabled else { return try body() }
         let t0 = DispatchTime.now().uptimeNanoseconds
+        lock.lock()
+        current.append(name)
+        if !registered {
+            registered = true
+            atexit { Profiler.report() }
+        }
+        lock.unlock()
         defer {
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
             lock.lock()
+            current.removeLast()
             totals[name, default: (0, 0)].seconds += dt
             totals[name, default: (0, 0)].calls += 1
-            if !registered {
-                registered = true
-                atexit { Profiler.report() }
-            }
             lock.unlock()
         }
         return try body()
@@ -44,6 +51,30 @@ public enum Profiler {
         macLock.unlock()
     }
 
+    /// Names the part of a model `body` runs (for the peak-memory line of the report); not timed.
+    @inline(__always)
+    static func label<R>(_ name: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        guard enabled else { return try body() }
+        lock.lock()
+        current.append(name())
+        lock.unlock()
+        defer {
+            lock.lock()
+            current.removeLast()
+            lock.unlock()
+        }
+        return try body()
+    }
+
+    /// Tensor storage taken (+) or given back (−), when profiling: the report gives the peak of live tensor bytes
+    /// and the operations that were running when it was reached.
+    static func track(bytes: Int) {
+        lock.lock()
+        liveBytes += bytes
+        if liveBytes > peakBytes { peakBytes = liveBytes; peakAt = current.joined(separator: " > ") }
+        lock.unlock()
+    }
+
     public static func report() {
         let total = totals.values.reduce(0) { $0 + $1.seconds }
         var out = "unclip profile (UNCLIP_PROFILE): op, seconds, calls, share of profiled time\n"
@@ -51,6 +82,8 @@ public enum Profiler {
             out += "  " + k.padding(toLength: 24, withPad: " ", startingAt: 0)
                 + String(format: "%9.3f s %7d  %5.1f%%\n", v.seconds, v.calls, total > 0 ? 100 * v.seconds / total : 0)
         }
+        out += String(format: "  peak of live tensor memory: %.1f MiB, in ", Double(peakBytes) / 1048576)
+            + (peakAt.isEmpty ? "(no operation)" : peakAt) + "\n"
         FileHandle.standardError.write(Data(out.utf8))
     }
 }

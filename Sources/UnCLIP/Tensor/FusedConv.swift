@@ -98,8 +98,11 @@ extension Ops {
     /// The fused convolution: conv(input) + bias + resampled residual, stored as `out` (f32 or f16). int8 weights
     /// run ck_conv2d_q8_fused (nothing materialised); f32 weights materialise the input and run the f32 kernels,
     /// the same arithmetic as GroupNorm → SiLU → resample → conv2d → add.
+    /// `residualInPlace`: the result is stored over the residual's own buffer (int8 weights; it must be a plain
+    /// residual of the output's shape and type that no input shares), which saves a tensor of the output's size.
     public static func conv2d(_ input: ConvInput, _ w: Conv2dWeight, residual: Tensor? = nil,
-                              residualResample: ConvInput.Resample = .none, out: DType = .f32) throws -> Tensor {
+                              residualResample: ConvInput.Resample = .none, residualInPlace: Bool = false,
+                              out: DType = .f32) throws -> Tensor {
         try Profiler.measure("conv2dFused") {
             let (n, h, wd) = try input.checkedGeometry("conv2d")
             try require(input.channels == w.inChannels, "conv2d", "input has \(input.channels) channels, weight expects \(w.inChannels)")
@@ -118,7 +121,15 @@ extension Ops {
                             "conv2d", "residual \(r.shape) \(r.dtype) does not match the output \(yShape) (\(residualResample))")
             }
             guard w.kind == .q8 else { return try unfusedConv2d(input, w, residual: residual, residualResample, out: out) }
-            let y = try Tensor(uninitialized: yShape, dtype: out)
+            let y: Tensor
+            if residualInPlace, let r = residual {
+                try require(residualResample == .none && r.dtype == out && r.offset == 0 &&
+                            !input.sources.contains(where: { $0.storage === r.storage }),
+                            "conv2d", "an in-place residual must be a plain \(out) tensor of the output's shape that no input shares")
+                y = r
+            } else {
+                y = try Tensor(uninitialized: yShape, dtype: out)
+            }
             Profiler.count(macs: y.count * w.inChannels * w.kernel.h * w.kernel.w)
             let nt = Int32(Runtime.threads)
             try input.withC { ci in
