@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-// Rows of A per parallel unit: a multiple of every path's rows per kernel call (4, 2, 8, 32).
+// Rows of A per parallel unit: a multiple of every path's rows per kernel call (4, 4, 8, 32).
 #define CK_Q8_MC 128
 
 int ck_q8_padded_k(int K) { return CK_ROUND_UP(K < 1 ? 1 : K, CK_Q8_KB); }

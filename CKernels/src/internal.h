@@ -58,7 +58,7 @@ void ck_amx_tile_release(void);
 #endif
 // Rows of A per int8 kernel call on each path.
 #define CK_Q8_MR_REF 4
-#define CK_Q8_MR_AVX2 2
+#define CK_Q8_MR_AVX2 4
 #define CK_Q8_MR_AVX512 8
 #define CK_Q8_MR_AMX 32
 #define CK_Q8_KERNEL_SCRATCH(Kp) CK_ALIGN_UP(32 * (size_t)(Kp) + 32 * 32 * 4)

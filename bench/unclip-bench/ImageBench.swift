@@ -154,9 +154,13 @@ enum ImageBench {
     static func run(model: String, diffusers: String?, plans: [MemoryPlan], limits: [Int], threadCounts: [Int], seed: UInt64,
                     json: String?, markdown: String?) throws {
         let threads = threadCounts.max() ?? Runtime.threads
-        let peakVNNI = cpk_vnni_zmm(Int32(threads), 0.5), peakFMA = cpk_fma_f32_zmm(Int32(threads), 0.5)
+        // the peak of the instruction the engine's path runs: AVX-512 hosts vpdpbusd / zmm FMA, AVX2 hosts
+        // vpmaddwd / ymm FMA (the AVX-512 probes would die on their first instruction there)
         let m = try ModelFile(path: model)
-        let peak = m.weightType == .q8 ? peakVNNI : peakFMA
+        let zmm = ck_isa_supported(CK_ISA_AVX512) != 0, q8 = m.weightType == .q8
+        let peak = q8 ? (zmm ? cpk_vnni_zmm(Int32(threads), 0.5) : cpk_madd_ymm(Int32(threads), 0.5))
+                      : (zmm ? cpk_fma_f32_zmm(Int32(threads), 0.5) : cpk_fma_f32_ymm(Int32(threads), 0.5))
+        let peakName = q8 ? (zmm ? "OPS (VNNI vpdpbusd zmm)" : "OPS (vpmaddwd ymm)") : (zmm ? "FLOP/s (FMA zmm)" : "FLOP/s (FMA ymm)")
         var runs: [Run] = []
         func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
         for plan in plans {
@@ -181,7 +185,7 @@ enum ImageBench {
         let peerF32 = runs.first(where: { $0.label == "diffusers float32" })?.record?["seconds"]?.double
         let peerBF16 = runs.first(where: { $0.label == "diffusers bfloat16" })?.record?["seconds"]?.double
         var md = "unclip-bench image — \(model) (\(m.weightType.rawValue)), \"\(prompt)\", seed \(seed), \(threads) threads, path "
-            + "\(String(cString: ck_isa_name(ck_isa_active()))); measured peak \(String(format: "%.0f", peak)) G\(m.weightType == .q8 ? "OPS (VNNI)" : "FLOP/s (FMA)")\n\n"
+            + "\(String(cString: ck_isa_name(ck_isa_active()))); measured peak \(String(format: "%.0f", peak)) G\(peakName)\n\n"
         md += "| run | whole image s | peak RSS MB | read from disk MB | vs diffusers f32 | vs diffusers bf16 |\n|---|---:|---:|---:|---:|---:|\n"
         for r in runs {
             guard let j = r.record, let s = j["seconds"]?.double else {
@@ -209,7 +213,7 @@ enum ImageBench {
         }
         print(md)
         let out = JSON.object([("model", .string(model)), ("weight_type", .string(m.weightType.rawValue)), ("threads", num(Double(threads))),
-                               ("seed", num(Double(seed))), ("peak_gops", num(peak)),
+                               ("seed", num(Double(seed))), ("peak_gops", num(peak)), ("peak_instruction", .string(peakName)),
                                ("runs", .array(runs.map { r in
                                    .object([("label", .string(r.label)), ("limit_mb", r.limitMB.map { num(Double($0)) } ?? .null),
                                             ("failure", r.failure.map { .string($0) } ?? .null),
