@@ -194,6 +194,8 @@ final class FusedConvTests: XCTestCase {
         XCTAssertThrowsError(try Ops.conv2d(ConvInput([x]), w6, residual: try tensor([1, 4, 4, 6], &rng), residualInPlace: true, out: .f16))
         XCTAssertThrowsError(try Ops.conv2d(ConvInput([x], resample: .up), w6, residual: try tensor([1, 4, 4, 6], &rng),
                                             residualResample: .up, residualInPlace: true))
+        let wf = try Conv2dWeight(weight: try tensor([6, 6, 3, 3], &rng), padding: 1)               // f32 weights: the same checks
+        XCTAssertThrowsError(try Ops.conv2d(ConvInput([x]), wf, residual: x, residualInPlace: true))
     }
 
     func testBadInputsAreErrors() throws {

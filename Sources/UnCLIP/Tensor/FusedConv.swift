@@ -120,16 +120,13 @@ extension Ops {
                             (residualResample != .up || (yShape[1] % 2 == 0 && yShape[2] % 2 == 0)),
                             "conv2d", "residual \(r.shape) \(r.dtype) does not match the output \(yShape) (\(residualResample))")
             }
-            guard w.kind == .q8 else { return try unfusedConv2d(input, w, residual: residual, residualResample, out: out) }
-            let y: Tensor
-            if residualInPlace, let r = residual {
+            if residualInPlace, let r = residual {      // checked for every weight kind, used by the int8 kernel
                 try require(residualResample == .none && r.dtype == out && r.offset == 0 &&
                             !input.sources.contains(where: { $0.storage === r.storage }),
                             "conv2d", "an in-place residual must be a plain \(out) tensor of the output's shape that no input shares")
-                y = r
-            } else {
-                y = try Tensor(uninitialized: yShape, dtype: out)
             }
+            guard w.kind == .q8 else { return try unfusedConv2d(input, w, residual: residual, residualResample, out: out) }
+            let y = try (residualInPlace ? residual : nil) ?? Tensor(uninitialized: yShape, dtype: out)
             Profiler.count(macs: y.count * w.inChannels * w.kernel.h * w.kernel.w)
             let nt = Int32(Runtime.threads)
             try input.withC { ci in

@@ -64,7 +64,6 @@ final class BufferPool: @unchecked Sendable {
     static let shared = BufferPool()
     static let minBytes = 1 << 20
     static let hugePage = 2 << 20
-    static let adviseHuge = MADV_HUGEPAGE
     var capacity: Int { MemoryPlan.active == .small ? 32 << 20 : 512 << 20 }
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var held = 0
@@ -83,7 +82,7 @@ final class BufferPool: @unchecked Sendable {
             if let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), p != MAP_FAILED {
                 // transparent huge pages where the system offers them on request ("madvise" mode): one fault per
                 // 2 MiB instead of per 4 KiB for buffers that are written in full anyway
-                if bytes >= BufferPool.hugePage { _ = madvise(p, bytes, BufferPool.adviseHuge) }
+                if bytes >= BufferPool.hugePage { _ = madvise(p, bytes, MADV_HUGEPAGE) }
                 return p
             }
             // no mapping to be had: malloc's, remembered so that give() frees it the same way
