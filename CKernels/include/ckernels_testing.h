@@ -58,6 +58,11 @@ void ck_conv2d_q8_ref(const ck_conv2d_params *p, const float *x, const int8_t *p
 void ck_conv2d_q8_fused_ref(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *packed,
                             const float *scale, const float *bias, const ck_conv_residual *residual, void *y,
                             int y_f16);
+// The Winograd convolution with every step materialised by scalar code (the input as ck_conv2d_q8_fused_ref's),
+// each transformed row quantized by ck_q8_quantize_rows_ref and summed directly from the packed weights.
+void ck_conv2d_q8_winograd_ref(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *wpacked,
+                               const float *wscale, const float *bias, const ck_conv_residual *residual, void *y,
+                               int y_f16);
 // Scalar twins of ck_f16_to_f32 / ck_f32_to_f16 (convert.c).
 void ck_f16_to_f32_ref(size_t n, const uint16_t *x, float *y);
 void ck_f32_to_f16_ref(size_t n, const float *x, uint16_t *y);

@@ -102,8 +102,9 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
         t->q8_kernel = ck_q8_kernel_avx2;
         t->q8_mr = CK_Q8_MR_AVX2;
         t->sigmoid_gate = ck_sigmoid_gate_avx2;
+        t->q8_quantize_rows = ck_q8_quantize_rows_avx2;
         t->attention_rows = attention_rows_avx2;
-        break;  // row quantization stays scalar on AVX2
+        break;
     case CK_ISA_AVX512:
     case CK_ISA_AMX:
         // AMX is the AVX-512 path with AMX-INT8 tiles for the int8 micro-kernel only (no f32 tiles).

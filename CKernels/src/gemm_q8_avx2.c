@@ -59,4 +59,49 @@ void ck_q8_kernel_avx2(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t 
         }
     }
 }
+
+// Row quantization with the scalar parameters (ck_q8_quantize_row_params) and the same per-value operations as
+// ck_q8_quantize_act: a·inv in f32, vcvtps2dq (round-half-even, as lrintf in the default mode), + zp, clamp to
+// [0, 255], − 128; so the bits equal ck_q8_quantize_rows_ref's (GemmTests). The min/max reduction is exact in any
+// order.
+CK_TARGET_ATTR
+void ck_q8_quantize_rows_avx2(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr) {
+    int Kp = ck_q8_padded_k(K);
+    for (int m = 0; m < M; m++) {
+        const float *a = A + (size_t)m * lda;
+        int8_t *o = out + (size_t)m * Kp;
+        __m256 vmin = _mm256_setzero_ps(), vmax = _mm256_setzero_ps();
+        int k = 0;
+        for (; k + 8 <= K; k += 8) {
+            __m256 v = _mm256_loadu_ps(a + k);
+            vmin = _mm256_min_ps(vmin, v);
+            vmax = _mm256_max_ps(vmax, v);
+        }
+        float lo_l[8], hi_l[8], lo = 0.0f, hi = 0.0f, inv;
+        _mm256_storeu_ps(lo_l, vmin);
+        _mm256_storeu_ps(hi_l, vmax);
+        for (int j = 0; j < 8; j++) {
+            lo = fminf(lo, lo_l[j]);
+            hi = fmaxf(hi, hi_l[j]);
+        }
+        for (; k < K; k++) {
+            lo = fminf(lo, a[k]);
+            hi = fmaxf(hi, a[k]);
+        }
+        int32_t zp;
+        ck_q8_quantize_row_params(lo, hi, &sa[m], &inv, &zp);
+        const __m256 vinv = _mm256_set1_ps(inv);
+        const __m256i vzp = _mm256_set1_epi32(zp), zero = _mm256_setzero_si256(), top = _mm256_set1_epi32(255),
+                      half = _mm256_set1_epi32(128);
+        for (k = 0; k + 8 <= K; k += 8) {
+            __m256i u = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(a + k), vinv)), vzp);
+            u = _mm256_sub_epi32(_mm256_min_epi32(_mm256_max_epi32(u, zero), top), half);   // [-128, 127]
+            __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(u), _mm256_extracti128_si256(u, 1));
+            _mm_storel_epi64((__m128i *)(o + k), _mm_packs_epi16(w, w));
+        }
+        for (; k < K; k++) o[k] = ck_q8_quantize_act(a[k], inv, zp);
+        memset(o + K, 0, (size_t)(Kp - K));
+        corr[m] = 128 - zp;
+    }
+}
 #endif

@@ -67,6 +67,7 @@ void ck_amx_tile_release(void);
 typedef void (*ck_q8_quantize_rows_fn)(int M, int K, const float *A, int lda, int8_t *out, float *sa,
                                        int32_t *corr);
 #if defined(__x86_64__)
+void ck_q8_quantize_rows_avx2(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
 void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
 #endif
 
@@ -142,6 +143,28 @@ typedef struct {
 // The active path's table (detects the host on first use).
 const ck_dispatch *ck_dispatch_active(void);
 
+// The fused convolutions' shared input and output side (conv_input.c): the grid of prepared rows (the operands'
+// resolution for NONE and UP, half for DOWN), a per-thread cache of `slots` prepared rows, the tile store with the
+// resampled residual, the whole input materialised with table d, and the scalar table of the twins.
+typedef struct {
+    float *rows;   // slots × grid_w × C
+    int *tag;      // (n · grid_h + gy) held by each slot, −1: empty
+    float *tmp;    // 4·C floats (the DOWN taps)
+} ck_row_cache;
+int ck_fused_grid_h(const ck_conv_input *in);
+int ck_fused_grid_w(const ck_conv_input *in);
+int ck_fused_in_channels(const ck_conv_input *in);
+int ck_fused_cache_rows(const ck_conv2d_params *p);   // rows cached per thread: one output row's taps + the next
+// Prepared row gy of image n (grid_w × C f32), computed on a miss.
+const float *ck_fused_cached_row(ck_row_cache *rc, int slots, const ck_conv_input *in, const ck_dispatch *d, int n,
+                                 int gy, int C);
+// Stores a [rows, nc] f32 tile (row stride ldt) at output pixels pix0.. and channels c0.., adding the residual.
+void ck_fused_store_tile(const ck_conv2d_params *p, const ck_conv_residual *res, const ck_dispatch *d, int n, int pix0,
+                         int rows, int c0, int nc, float *tile, int ldt, void *y, int y_f16);
+void ck_fused_materialize(int N, const ck_conv_input *in, const ck_dispatch *d, float *x);
+ck_dispatch ck_fused_scalar_table(void);
+
+
 // Runs rows [0, M) × panels [p0, p1) of a packed f32 GEMM on one thread with table d.
 void ck_gemm_f32_block(const ck_dispatch *d, int M, int N, int K, const float *A, int lda, const float *packed,
                        int p0, int p1, const float *bias, float *C, int ldc);
@@ -151,6 +174,9 @@ void ck_gemm_q8_block(const ck_dispatch *d, int M, int N, int Kp, const int8_t *
 // acc → f32: C[m][n] = (acc + corr[m]·colsum[n])·sa[m]·scale[n] + bias[n], the same operation order on every path.
 void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *corr,
                     const float *scale, const int32_t *colsum, const float *bias, float *C, int ldc);
+// One weight row of K values quantized symmetrically (amax/127, round-half-even, clamp ±127; scale 0 for a zero
+// row), as ck_q8_quantize_pack does for each output channel.
+void ck_q8_quantize_weight_row(int K, const float *row, int8_t *q, float *scale);
 // The row parameters of asymmetric activation quantization from the row's range [lo ≤ 0, hi ≥ 0].
 void ck_q8_quantize_row_params(float lo, float hi, float *sa, float *inv, int32_t *zp);
 // One activation value: u = clamp(round-half-even(a·inv) + zp, 0, 255), stored as u − 128. lrintf rounds half to

@@ -84,6 +84,8 @@ public struct ThreadOptions: ParsableArguments {
     public var oversubscribe = false
     @Option(name: .customLong("memory"), help: ArgumentHelp("small (default): f16 activations and weights streamed layer by layer for int8 models; fast: f32 activations, weights kept mapped (more memory).", valueName: "small|fast"))
     public var memory: String?
+    @Option(name: .customLong("conv"), help: ArgumentHelp("int8 3×3 convolutions: auto (default: $UNCLIP_CONV, else auto), direct, or winograd (F(2×2,3×3): fewer multiplies, one more int8 rounding).", valueName: "auto|direct|winograd"))
+    public var conv: String?
 
     public init() {}
 
@@ -92,7 +94,12 @@ public struct ThreadOptions: ParsableArguments {
             guard let plan = MemoryPlan(rawValue: memory) else { throw ValidationError("--memory must be small or fast, got '\(memory)'") }
             MemoryPlan.set(plan)
         }
+        if let conv {
+            guard let a = ConvAlgorithm(rawValue: conv) else { throw ValidationError("--conv must be auto, direct or winograd, got '\(conv)'") }
+            Runtime.convAlgorithm = a
+        }
         do {
+            if conv == nil, let a = try Runtime.convAlgorithmFromEnvironment() { Runtime.convAlgorithm = a }
             let n = try threads ?? Runtime.threadsFromEnvironment(oversubscribe: oversubscribe)
             if let n {
                 try Runtime.setThreads(n, oversubscribe: oversubscribe)

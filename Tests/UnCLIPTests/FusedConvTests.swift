@@ -5,8 +5,11 @@ import XCTest
 /// The fused convolution (GroupNorm/SiLU/concat/resample read by the convolution, residual in its epilogue, f16
 /// operands and outputs) against the unfused chain it replaces and against its scalar twin.
 final class FusedConvTests: XCTestCase {
-    func tensor(_ shape: [Int], _ rng: inout TestRNG, scale: Float = 1, offset: Float = 0) throws -> Tensor {
+    static func tensor(_ shape: [Int], _ rng: inout TestRNG, scale: Float = 1, offset: Float = 0) throws -> Tensor {
         try Tensor(shape: shape, values: rng.array(shape.reduce(1, *), scale: scale).map { $0 + offset })
+    }
+    func tensor(_ shape: [Int], _ rng: inout TestRNG, scale: Float = 1, offset: Float = 0) throws -> Tensor {
+        try Self.tensor(shape, &rng, scale: scale, offset: offset)
     }
 
     func testGroupNormFoldGivesGroupNormsBits() throws {
@@ -54,7 +57,9 @@ final class FusedConvTests: XCTestCase {
         let residual: Tensor?
     }
 
-    func build(_ c: Case, seed: UInt64) throws -> Built {
+    func build(_ c: Case, seed: UInt64) throws -> Built { try Self.build(c, seed: seed) }
+
+    static func build(_ c: Case, seed: UInt64) throws -> Built {
         var rng = TestRNG(seed: seed)
         let sources = try c.split.enumerated().map { try tensor([2, c.h, c.w, $0.element], &rng, scale: Float($0.offset + 1), offset: 0.2) }
         let cin = c.split.reduce(0, +)

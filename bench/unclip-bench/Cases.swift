@@ -269,7 +269,9 @@ func resizeCase(label: String, from: Int, to: Int, channels: Int, batch: Int) ->
 /// int8 convolution. `fused`: the operands in f16, the GroupNorm folded and read by ck_conv2d_q8_fused, f16 out
 /// (MemoryPlan.small); otherwise the op-by-op chain in f32 (concatenation, GroupNorm+SiLU, ck_conv2d_q8), as before.
 /// Validated by the fused result on f32 operands being bit-identical to the chain's.
-func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannels: Int, cout: Int, fused: Bool) -> BenchCase {
+/// `algorithm`: nil for the op-by-op chain; .direct or .winograd for the fused convolution on f16 operands.
+/// Winograd's work is the multiply-accumulates it performs (16 per 2×2 tile and channel pair, 4/9 of direct's).
+func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannels: Int, cout: Int, algorithm: ConvAlgorithm?) -> BenchCase {
     let cin = hChannels + skipChannels, k = 9 * cin
     let h = try! Tensor(shape: [1, s, s, hChannels], values: randomArray(s * s * hChannels, seed: 11))
     let skip = try! Tensor(shape: [1, s, s, skipChannels], values: randomArray(s * s * skipChannels, seed: 12))
@@ -284,19 +286,41 @@ func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannel
         let x = try! Ops.groupNorm(try! Ops.concatLast(h, skip), groups: 32, gamma: gamma, beta: beta, silu: true)
         return try! Ops.conv2d(x, w)
     }
-    func fusedRun(_ a: Tensor, _ b: Tensor, out: DType) -> Tensor {
+    func fusedRun(_ a: Tensor, _ b: Tensor, out: DType, _ alg: ConvAlgorithm) -> Tensor {
+        let saved = Runtime.convAlgorithm
+        defer { Runtime.convAlgorithm = saved }
+        Runtime.convAlgorithm = alg
         let fold = try! Ops.groupNormFold([a, b], groups: 32, gamma: gamma, beta: beta)
         return try! Ops.conv2d(ConvInput([a, b], norm: fold, silu: true), w, out: out)
     }
+    let tiles = Double((s + 1) / 2 * ((s + 1) / 2))
+    let op = switch algorithm {
+    case nil: "GN+SiLU, concat, conv3x3 int8 (f32, op by op)"
+    case .winograd: "fused GN+SiLU+concat→conv3x3 int8 Winograd F(2×2,3×3), f16 in/out"
+    default: "fused GN+SiLU+concat→conv3x3 int8, f16 in/out"
+    }
     return BenchCase(
-        owner: box, label: label, op: fused ? "fused GN+SiLU+concat→conv3x3 int8, f16 in/out" : "GN+SiLU, concat, conv3x3 int8 (f32, op by op)",
-        path: pathName(), work: 2.0 * Double(s * s) * Double(k) * Double(cout), ceiling: q8Ceiling(),
-        run: { box.y = fused ? fusedRun(h16, skip16, out: .f16) : chain() },
+        owner: box, label: label, op: op, path: pathName(),
+        work: algorithm == .winograd ? 2.0 * 16 * tiles * Double(cin) * Double(cout) : 2.0 * Double(s * s) * Double(k) * Double(cout),
+        ceiling: q8Ceiling(),
+        run: { box.y = algorithm.map { fusedRun(h16, skip16, out: .f16, $0) } ?? chain() },
         validate: {
-            guard fusedRun(h, skip, out: .f32).toArray() == chain().toArray() else {
+            let direct = fusedRun(h, skip, out: .f32, .direct).toArray()
+            guard direct == chain().toArray() else {
                 throw ValidationFailure(description: "\(label): the fused convolution on f32 operands differs from the op-by-op chain")
             }
-            return "fused on f32 operands bit-identical to the op-by-op chain (\(s * s) pixels × \(cout) channels)"
+            guard algorithm == .winograd else {
+                return "fused on f32 operands bit-identical to the op-by-op chain (\(s * s) pixels × \(cout) channels)"
+            }
+            // Winograd has its own roundings (its exact twin is checked in WinogradTests): against the direct int8
+            var num = 0.0, den = 0.0
+            for (x, y) in zip(fusedRun(h, skip, out: .f32, .winograd).toArray(), direct) {
+                num += Double(x - y) * Double(x - y)
+                den += Double(y) * Double(y)
+            }
+            let snr = 10 * log10(den / max(num, 1e-30))
+            guard snr >= 30 else { throw ValidationFailure(description: "\(label): Winograd is only \(snr) dB from the direct int8 convolution") }
+            return String(format: "Winograd %.1f dB from the direct int8 convolution (f32 operands)", snr)
         },
         openblas: nil)
 }

@@ -45,6 +45,7 @@ enum ImageBench {
     /// Runs the pipeline once and writes one JSON record.
     static func child(model path: String, plan: MemoryPlan, seed: UInt64, json: String) throws {
         MemoryPlan.set(plan)
+        if let a = try Runtime.convAlgorithmFromEnvironment() { Runtime.convAlgorithm = a }   // UNCLIP_CONV, as the CLI
         let start = Mark.now()
         let m = try ModelFile(path: path)
         let pipe = try UnCLIPPipeline(model: m)
@@ -80,7 +81,7 @@ enum ImageBench {
                                  ("major_faults", num(Double(last.majflt - s.begin.majflt))),
                                  ("read_mb", num((last.readBytes - s.begin.readBytes) / 1e6))]))
         }
-        let out = JSON.object([("plan", .string(plan.rawValue)), ("seconds", num(end.t - start.t)), ("peak_rss_mb", num(peak)),
+        let out = JSON.object([("plan", .string(plan.rawValue)), ("conv", .string(Runtime.convAlgorithm.rawValue)), ("seconds", num(end.t - start.t)), ("peak_rss_mb", num(peak)),
                                ("read_mb", num((end.readBytes - start.readBytes) / 1e6)), ("gmac", num((end.macs - start.macs) / 1e9)),
                                ("stages", .array(rows))])
         try AtomicFile.write(Data(out.text.utf8), to: json)

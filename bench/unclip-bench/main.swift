@@ -134,9 +134,9 @@ func makeCases(_ o: Options) -> [BenchCase] {
     }
     cases.append(attentionCase(label: "decoder attention 1024 tokens + 81 context, 10 heads (batch 2)", batch: 2, heads: 10,
                                tokens: 1024, context: 81, threads: t))
-    for fused in [false, true] {
+    for algorithm in [nil, ConvAlgorithm.direct, .winograd] {
         cases.append(fusedResnetConvCase(label: "super-res up resnet conv1 cat(640, 320)→320 @\(sr)²", size: sr, hChannels: 640,
-                                         skipChannels: 320, cout: 320, fused: fused))
+                                         skipChannels: 320, cout: 320, algorithm: algorithm))
     }
     cases.append(groupNormCase(label: "GroupNorm 320×\(gn)²", channels: 320, size: gn, silu: false))
     cases.append(groupNormCase(label: "GroupNorm+SiLU 320×\(gn)²", channels: 320, size: gn, silu: true))

@@ -13,6 +13,13 @@ public enum KernelPath: Int, CaseIterable, Sendable, CustomStringConvertible {
     }
 }
 
+/// How the int8 3×3 convolutions (stride 1, padding 1) run: direct (im2col rows of 9·Cin, exact int8 sums of the
+/// stored weights) or Winograd F(2×2, 3×3) (2.25× fewer multiply-accumulates, the transformed weights and tiles
+/// rounded to int8 again: ck_conv2d_q8_winograd). `auto` picks per convolution (`Ops.usesWinograd`).
+public enum ConvAlgorithm: String, CaseIterable, Sendable {
+    case auto, direct, winograd
+}
+
 /// Process-wide kernel settings: which path runs and how many threads. The C core reads `CK_ISA` and
 /// `UNCLIP_THREADS` from the environment at start; these override them.
 public enum Runtime {
@@ -36,6 +43,24 @@ public enum Runtime {
     }
 
     public static var threads: Int { Int(ck_get_threads()) }
+
+    nonisolated(unsafe) private static var convAlgorithmValue: ConvAlgorithm = .auto
+    private static let convLock = NSLock()
+
+    /// The int8 3×3 convolution algorithm (default `auto`; `UNCLIP_CONV` is read by the command-line tools).
+    public static var convAlgorithm: ConvAlgorithm {
+        get { convLock.lock(); defer { convLock.unlock() }; return convAlgorithmValue }
+        set { convLock.lock(); convAlgorithmValue = newValue; convLock.unlock() }
+    }
+
+    /// `UNCLIP_CONV` (auto|direct|winograd): nil when unset; an error for any other value.
+    public static func convAlgorithmFromEnvironment() throws -> ConvAlgorithm? {
+        guard let raw = ProcessInfo.processInfo.environment["UNCLIP_CONV"] else { return nil }
+        guard let a = ConvAlgorithm(rawValue: raw.trimmingCharacters(in: .whitespaces)) else {
+            throw UnCLIPError.invalidArgument(name: "UNCLIP_CONV", detail: "'\(raw)' is not one of auto, direct, winograd; set one or unset it")
+        }
+        return a
+    }
 
     /// The cores this process may run on (its CPU affinity, else the online cores).
     public static var usableCores: Int { Int(ck_usable_cores()) }

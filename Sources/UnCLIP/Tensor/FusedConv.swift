@@ -127,20 +127,29 @@ extension Ops {
             }
             guard w.kind == .q8 else { return try unfusedConv2d(input, w, residual: residual, residualResample, out: out) }
             let y = try (residualInPlace ? residual : nil) ?? Tensor(uninitialized: yShape, dtype: out)
-            Profiler.count(macs: y.count * w.inChannels * w.kernel.h * w.kernel.w)
+            let winograd = usesWinograd(&p)
+            // the multiply-accumulates performed: Winograd's 16 per 2×2 tile and channel pair (4/9 of direct's)
+            Profiler.count(macs: winograd ? n * ((yShape[1] + 1) / 2) * ((yShape[2] + 1) / 2) * 16 * w.inChannels * w.outChannels
+                                          : y.count * w.inChannels * w.kernel.h * w.kernel.w)
             let nt = Int32(Runtime.threads)
             try input.withC { ci in
                 let res = residual.map { r in
                     ck_conv_residual(data: r.dtype == .f16 ? UnsafeRawPointer(r.f16) : UnsafeRawPointer(r.f32), f16: r.dtype == .f16 ? 1 : 0,
                                      resample: residualResample.rawValue)
                 }
-                try withScratch(ck_conv2d_q8_fused_scratch_size(&p, ci, nt), nil) { s in
+                let wino = winograd ? w.winograd.weights(for: w) : nil
+                let bytes = wino == nil ? ck_conv2d_q8_fused_scratch_size(&p, ci, nt) : ck_conv2d_q8_winograd_scratch_size(&p, ci, nt)
+                try withScratch(bytes, nil) { s in
                     (w.bias ?? []).withUnsafeBufferPointer { bias in
                         let mat = w.matrix
-                        let yp = out == .f16 ? UnsafeMutableRawPointer(y.f16) : UnsafeMutableRawPointer(y.f32)
+                        let (yp, b, f16) = (out == .f16 ? UnsafeMutableRawPointer(y.f16) : UnsafeMutableRawPointer(y.f32),
+                                            w.bias == nil ? nil : bias.baseAddress, Int32(out == .f16 ? 1 : 0))
                         func run(_ rp: UnsafePointer<ck_conv_residual>?) {
-                            ck_conv2d_q8_fused(&p, ci, mat.q8, mat.scale, mat.colsum, w.bias == nil ? nil : bias.baseAddress, rp, yp,
-                                               out == .f16 ? 1 : 0, s)
+                            if let wino {
+                                ck_conv2d_q8_winograd(&p, ci, wino.q8, wino.scale, wino.colsum, b, rp, yp, f16, s)
+                            } else {
+                                ck_conv2d_q8_fused(&p, ci, mat.q8, mat.scale, mat.colsum, b, rp, yp, f16, s)
+                            }
                         }
                         if var r = res { run(&r) } else { run(nil) }
                     }
@@ -148,6 +157,24 @@ extension Ops {
             }
             w.matrix.releaseIfStreaming()
             return y
+        }
+    }
+
+    /// Tiles of 2×2 outputs (all images) below which `auto` keeps the direct convolution: the per-call weight
+    /// transform (≈ 16·Cout·Cin additions) must stay small against the 16·Cout·Cin·tiles multiply-accumulates.
+    static let winogradMinTiles = 256
+
+    /// Whether an int8 convolution of geometry `p` runs as Winograd F(2×2, 3×3): a 3×3, stride-1, padding-1
+    /// kernel, and under `auto` enough tiles and a path whose int8 kernel widens to int16 (AVX2's vpmaddwd and the
+    /// scalar path), where 2.25× fewer multiply-accumulates is a real 2.25×.
+    static func usesWinograd(_ p: inout ck_conv2d_params) -> Bool {
+        guard ck_conv2d_winograd_applies(&p) != 0 else { return false }
+        switch Runtime.convAlgorithm {
+        case .direct: return false
+        case .winograd: return true
+        case .auto:
+            let tiles = Int(p.N) * ((Int(p.Ho) + 1) / 2) * ((Int(p.Wo) + 1) / 2)
+            return tiles >= winogradMinTiles && Runtime.path == .avx2
         }
     }
 

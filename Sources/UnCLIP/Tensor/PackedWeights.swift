@@ -87,6 +87,7 @@ public final class Conv2dWeight: @unchecked Sendable {
     public let padding: Int
     public let bias: [Float]?
     let matrix: PackedMatrix
+    let winograd = WinogradCache()
     public var kind: LinearWeight.Kind { matrix.kind }
 
     public init(weight: Tensor, bias: Tensor? = nil, stride: Int = 1, padding: Int = 0, quantize: Bool = false) throws {

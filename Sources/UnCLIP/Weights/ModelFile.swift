@@ -108,9 +108,14 @@ public final class ComponentScope: @unchecked Sendable {
     public var names: [String] { byName.keys.sorted() }
 
     /// After a model is built from an f32/f16 scope its large weights live in packed copies: drop the mapped pages
-    /// (they fault back in if a mapped tensor is read again). A no-op for q8 files, whose weights are used in place.
+    /// (they fault back in if a mapped tensor is read again). A q8 file's weights are used in place: under
+    /// MemoryPlan.streamWeights their pages are dropped too, once more for the whole component. The per-tensor drops
+    /// while checking are not enough: the page cache holds large folios (ext4 on Linux ≥ 6.16), a fault maps the
+    /// whole folio, and the build reads the tensors in another order than the file's, so reading one maps parts of
+    /// its neighbours back in (measured: 109 MB of Karlo's super-resolution UNet resident after its build, 1 MB after
+    /// this drop).
     public func releasePackedSources() {
-        if file.weightType != .q8 { region?.dropResidentPages() }
+        if file.weightType != .q8 || MemoryPlan.streamWeights { region?.dropResidentPages() }
     }
 
     func info(_ name: String) throws -> GGUFTensorInfo {
