@@ -71,6 +71,22 @@ void ck_f32_to_f16_avx512(size_t n, const float *x, uint16_t *y) {
         _mm256_storeu_si256((__m256i *)(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     ck_f32_to_f16_ref(n - i, x + i, y + i);
 }
+
+// The same instructions on ymm (F16C, beside AVX2 on every AVX2 CPU this runs on; dispatch.c checks the bit).
+__attribute__((target("avx,f16c")))
+void ck_f16_to_f32_f16c(size_t n, const uint16_t *x, float *y) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
+    ck_f16_to_f32_ref(n - i, x + i, y + i);
+}
+
+__attribute__((target("avx,f16c")))
+void ck_f32_to_f16_f16c(size_t n, const float *x, uint16_t *y) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    ck_f32_to_f16_ref(n - i, x + i, y + i);
+}
 #endif
 
 // Whole arrays: split across threads above 256 Ki values.

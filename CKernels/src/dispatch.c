@@ -19,6 +19,7 @@
 #endif
 
 static int g_supported[CK_ISA_COUNT];
+static int g_f16c;   // F16C (vcvtph2ps/vcvtps2ph on ymm): the AVX2 path's binary16 conversions
 // One table per path, filled once by init_once; g_table points at the active one (read and switched atomically:
 // a driver running on another thread keeps the table it started with).
 static ck_dispatch g_tables[CK_ISA_COUNT];
@@ -40,7 +41,7 @@ static uint64_t xgetbv0(void) {
 static void detect_x86(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return;
-    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
     if (!osxsave || !avx) return;
     uint64_t xcr0 = xgetbv0();
     int ymm_os = (xcr0 & 0x6) == 0x6;
@@ -53,6 +54,7 @@ static void detect_x86(void) {
     int vnni = (c >> 11) & 1;
     int amx_tile = (d >> 24) & 1, amx_int8 = (d >> 25) & 1;
     g_supported[CK_ISA_AVX2] = ymm_os && avx2 && fma;
+    g_f16c = ymm_os && f16c;
     g_supported[CK_ISA_AVX512] = g_supported[CK_ISA_AVX2] && zmm_os && avx512f && avx512bw && avx512vl && vnni;
     if (g_supported[CK_ISA_AVX512] && amx_tile && amx_int8 && tile_os) {
         // Refused (old kernel, seccomp, hypervisor): fall back silently to AVX-512.
@@ -103,6 +105,10 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
         t->q8_mr = CK_Q8_MR_AVX2;
         t->sigmoid_gate = ck_sigmoid_gate_avx2;
         t->q8_quantize_rows = ck_q8_quantize_rows_avx2;
+        if (g_f16c) {
+            t->f16_to_f32 = ck_f16_to_f32_f16c;
+            t->f32_to_f16 = ck_f32_to_f16_f16c;
+        }
         t->attention_rows = attention_rows_avx2;
         break;
     case CK_ISA_AVX512:

@@ -104,6 +104,8 @@ typedef void (*ck_f32_to_f16_fn)(size_t n, const float *x, uint16_t *y);
 #if defined(__x86_64__)
 void ck_f16_to_f32_avx512(size_t n, const uint16_t *x, float *y);
 void ck_f32_to_f16_avx512(size_t n, const float *x, uint16_t *y);
+void ck_f16_to_f32_f16c(size_t n, const uint16_t *x, float *y);
+void ck_f32_to_f16_f16c(size_t n, const float *x, uint16_t *y);
 #endif
 
 // Pixel `pixel` (n·H·W + y·W + x) of the channel concatenation of src[0..nsrc) as C f32 values (norm.c).

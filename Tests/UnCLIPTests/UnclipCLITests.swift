@@ -105,11 +105,14 @@ final class UnclipCLITests: XCTestCase {
                      ["generate", "", "-o", "a.png"], ["generate", "x", "-o", "a.png", "--eta", "0.5"],
                      ["generate", "x", "-o", "a.png", "--sampler", "ddim", "--eta", "2"], ["generate", "x", "-o", "a.png", "--sampler", "euler"],
                      ["generate", "x", "-o", "a.png", "--threads", "0"], ["generate", "x", "-o", "a.png", "--decoder-steps=1"], ["info"],
-                     ["generate", "x", "-o", "a.png", "--memory", "tiny"]] {
+                     ["generate", "x", "-o", "a.png", "--memory", "tiny"], ["generate", "x", "-o", "a.png", "--conv", "fft"]] {
             let r = try run(args)
             XCTAssertEqual(r.code, 2, "\(args): \(r.err)")
             XCTAssertTrue(r.err.hasPrefix("unclip: "), r.err)
         }
+        let bad = try run(["generate", "x", "-o", "a.png"], env: ["UNCLIP_CONV": "fft"])
+        XCTAssertEqual(bad.code, 2, bad.err)
+        XCTAssertTrue(bad.err.contains("UNCLIP_CONV"), bad.err)
     }
 
     /// -n with -o names out-1.png … out-N.png, --output-dir numbers NNNNN-<seed>.png; every path is printed on stdout;

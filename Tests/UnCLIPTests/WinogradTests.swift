@@ -106,5 +106,10 @@ final class WinogradTests: XCTestCase {
         try withAlgorithm(.auto) { XCTAssertFalse(Ops.usesWinograd(&q)) }          // 16 tiles: the transform would dominate
         try withAlgorithm(.direct) { XCTAssertFalse(Ops.usesWinograd(&q)) }
         try withAlgorithm(.winograd) { XCTAssertTrue(Ops.usesWinograd(&q)) }
+        // the threshold is per image: a batch of small images does not switch algorithm (an image's result must not
+        // depend on its batch)
+        var b = ck_conv2d_params(N: 8, H: 16, W: 16, Cin: 8, Cout: 8, kh: 3, kw: 3, stride: 1, pad: 1, Ho: 0, Wo: 0)
+        XCTAssertEqual(ck_conv2d_shape(&b), 0)
+        try withAlgorithm(.auto) { XCTAssertFalse(Ops.usesWinograd(&b)) }
     }
 }

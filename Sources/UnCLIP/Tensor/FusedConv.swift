@@ -160,20 +160,22 @@ extension Ops {
         }
     }
 
-    /// Tiles of 2×2 outputs (all images) below which `auto` keeps the direct convolution: the per-call weight
+    /// Tiles of 2×2 outputs per image below which `auto` keeps the direct convolution: the per-call weight
     /// transform (≈ 16·Cout·Cin additions) must stay small against the 16·Cout·Cin·tiles multiply-accumulates.
+    /// Per image, not per batch, so that an image's result never depends on what it is batched with.
     static let winogradMinTiles = 256
 
     /// Whether an int8 convolution of geometry `p` runs as Winograd F(2×2, 3×3): a 3×3, stride-1, padding-1
-    /// kernel, and under `auto` enough tiles and a path whose int8 kernel widens to int16 (AVX2's vpmaddwd and the
-    /// scalar path), where 2.25× fewer multiply-accumulates is a real 2.25×.
+    /// kernel, and under `auto` enough tiles and the AVX2 path, whose int8 kernel widens both operands to int16
+    /// (vpmaddwd), so 2.25× fewer multiply-accumulates are 2.25× fewer instructions (on VNNI/AMX hosts it has not
+    /// been measured, and the scalar path stays the plain reference).
     static func usesWinograd(_ p: inout ck_conv2d_params) -> Bool {
         guard ck_conv2d_winograd_applies(&p) != 0 else { return false }
         switch Runtime.convAlgorithm {
         case .direct: return false
         case .winograd: return true
         case .auto:
-            let tiles = Int(p.N) * ((Int(p.Ho) + 1) / 2) * ((Int(p.Wo) + 1) / 2)
+            let tiles = ((Int(p.Ho) + 1) / 2) * ((Int(p.Wo) + 1) / 2)
             return tiles >= winogradMinTiles && Runtime.path == .avx2
         }
     }
