@@ -60,33 +60,23 @@ void ck_winograd_q8_pack(int Cout, int Cin, const int8_t *packed, const float *s
     {
         float *u = malloc((size_t)16 * Cin * sizeof(float));
         int8_t *q = malloc((size_t)Cin);
-#pragma omp for schedule(static)
-        for (long i = 0; i < (long)(total / 4096 + 1); i++) {
-            size_t lo = (size_t)i * 4096, hi = CK_MIN(total, lo + 4096);
-            if (lo < hi) memset(wpacked + lo, 0, hi - lo);
-        }
+        ck_q8_zero_in_parallel(wpacked, total);
 #pragma omp for schedule(static)
         for (int n = 0; n < Cout; n++) {
             // the direct weight's row n: k = tap·Cin + ci (ck_q8_quantize_pack_conv's order)
-            const int8_t *base = packed + (size_t)(n / CK_Q8_NR) * Kp * CK_Q8_NR + (size_t)(n % CK_Q8_NR) * 4;
+            const int8_t *base = packed + ck_q8_row_offset(Kp, n);
             for (int ci = 0; ci < Cin; ci++) {
                 float g[9], w[16];
                 for (int tap = 0; tap < 9; tap++) {
                     int k = tap * Cin + ci;
-                    g[tap] = (float)base[(size_t)(k >> 2) * (CK_Q8_NR * 4) + (k & 3)] * scale[n];
+                    g[tap] = (float)base[ck_q8_k_offset(k)] * scale[n];
                 }
                 weight_transform(g, w);
                 for (int xi = 0; xi < 16; xi++) u[(size_t)xi * Cin + ci] = w[xi];
             }
             for (int xi = 0; xi < 16; xi++) {
                 ck_q8_quantize_weight_row(Cin, u + (size_t)xi * Cin, q, &wscale[(size_t)xi * Cout + n]);
-                int8_t *dst = wpacked + xi * psize + (size_t)(n / CK_Q8_NR) * Kpw * CK_Q8_NR + (size_t)(n % CK_Q8_NR) * 4;
-                int32_t s = 0;
-                for (int k = 0; k < Cin; k++) {
-                    dst[(size_t)(k >> 2) * (CK_Q8_NR * 4) + (k & 3)] = q[k];
-                    s += q[k];
-                }
-                wcolsum[(size_t)xi * Cout + n] = s;
+                wcolsum[(size_t)xi * Cout + n] = ck_q8_store_row(wpacked + xi * psize + ck_q8_row_offset(Kpw, n), Cin, q);
             }
         }
         free(u);

@@ -13,9 +13,23 @@ size_t ck_q8_packed_size(int N, int K) {
     return (size_t)CK_ROUND_UP(N, CK_Q8_NR) * (size_t)ck_q8_padded_k(K);
 }
 
-static size_t packed_index(int Kp, int n, int k) {
-    int p = n / CK_Q8_NR, j = n % CK_Q8_NR;
-    return (size_t)p * Kp * CK_Q8_NR + (size_t)(k / 4) * (CK_Q8_NR * 4) + (size_t)j * 4 + (k % 4);
+static size_t packed_index(int Kp, int n, int k) { return ck_q8_row_offset(Kp, n) + ck_q8_k_offset(k); }
+
+int32_t ck_q8_store_row(int8_t *row, int K, const int8_t *q) {
+    int32_t s = 0;
+    for (int k = 0; k < K; k++) {
+        row[ck_q8_k_offset(k)] = q[k];
+        s += q[k];
+    }
+    return s;
+}
+
+void ck_q8_zero_in_parallel(int8_t *packed, size_t bytes) {
+#pragma omp for schedule(static)
+    for (long i = 0; i < (long)(bytes / 4096 + 1); i++) {
+        size_t lo = (size_t)i * 4096, hi = CK_MIN(bytes, lo + 4096);
+        if (lo < hi) memset(packed + lo, 0, hi - lo);
+    }
 }
 
 void ck_q8_colsum(int N, int K, const int8_t *packed, int32_t *colsum) {
@@ -83,11 +97,7 @@ static void quantize_pack_rows(int N, int K, const float *W, int ldw, int conv_c
     {
         int8_t *qrow = (int8_t *)__builtin_alloca((size_t)(K > 0 ? K : 1));
         float *grow = conv_cin > 0 ? (float *)__builtin_alloca((size_t)K * sizeof(float)) : NULL;
-#pragma omp for schedule(static)
-        for (long i = 0; i < (long)(total / 4096 + 1); i++) {
-            size_t lo = (size_t)i * 4096, hi = CK_MIN(total, lo + 4096);
-            if (lo < hi) memset(packed + lo, 0, hi - lo);
-        }
+        ck_q8_zero_in_parallel(packed, total);
 #pragma omp for schedule(static)
         for (int n = 0; n < N; n++) {
             const float *src = W + (size_t)n * ldw;
@@ -97,13 +107,7 @@ static void quantize_pack_rows(int N, int K, const float *W, int ldw, int conv_c
                 src = grow;
             }
             quantize_weight_row(K, src, 1, qrow, &scale[n]);
-            int8_t *base = packed + (size_t)(n / CK_Q8_NR) * Kp * CK_Q8_NR + (size_t)(n % CK_Q8_NR) * 4;
-            int32_t s = 0;
-            for (int k = 0; k < K; k++) {
-                base[(size_t)(k >> 2) * (CK_Q8_NR * 4) + (k & 3)] = qrow[k];
-                s += qrow[k];
-            }
-            colsum[n] = s;
+            colsum[n] = ck_q8_store_row(packed + ck_q8_row_offset(Kp, n), K, qrow);
         }
     }
 }
@@ -115,12 +119,12 @@ void ck_q8_error_stats(int N, int Cin, int kk, const float *W, const int8_t *pac
     float mx = 0;
 #pragma omp parallel for schedule(static) num_threads(ck_get_threads()) reduction(+ : s_ww, s_dd, s_wq, s_qq) reduction(max : mx)
     for (int n = 0; n < N; n++) {
-        const int8_t *base = packed + (size_t)(n / CK_Q8_NR) * Kp * CK_Q8_NR + (size_t)(n % CK_Q8_NR) * 4;
+        const int8_t *base = packed + ck_q8_row_offset(Kp, n);
         for (int ci = 0; ci < Cin; ci++)
             for (int t = 0; t < kk; t++) {
                 int k = t * Cin + ci;  // packed column of source element [n][ci][t]
                 double w = W[((size_t)n * Cin + ci) * kk + t];
-                double q = (double)base[(size_t)(k >> 2) * (CK_Q8_NR * 4) + (k & 3)] * scale[n];
+                double q = (double)base[ck_q8_k_offset(k)] * scale[n];
                 double d = w - q;
                 s_ww += w * w;
                 s_dd += d * d;

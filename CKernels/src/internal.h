@@ -176,6 +176,17 @@ void ck_gemm_q8_block(const ck_dispatch *d, int M, int N, int Kp, const int8_t *
 // acc → f32: C[m][n] = (acc + corr[m]·colsum[n])·sa[m]·scale[n] + bias[n], the same operation order on every path.
 void ck_q8_epilogue(int M, int N, const int32_t *acc, int ldacc, const float *sa, const int32_t *corr,
                     const float *scale, const int32_t *colsum, const float *bias, float *C, int ldc);
+// The q8 panel layout (ck_q8_quantize_pack in ckernels.h): weight row n of a matrix of padded depth Kp starts at
+// ck_q8_row_offset(Kp, n), and its k-th value is ck_q8_k_offset(k) further.
+static inline size_t ck_q8_row_offset(int Kp, int n) {
+    return (size_t)(n / CK_Q8_NR) * Kp * CK_Q8_NR + (size_t)(n % CK_Q8_NR) * 4;
+}
+static inline size_t ck_q8_k_offset(int k) { return (size_t)(k >> 2) * (CK_Q8_NR * 4) + (size_t)(k & 3); }
+// Stores K quantized values as the row starting at `row` (ck_q8_row_offset); returns their sum (the column sum).
+int32_t ck_q8_store_row(int8_t *row, int K, const int8_t *q);
+// Zeroes `bytes` of panels in 4 KiB pieces shared among the threads of the enclosing OpenMP parallel region (an
+// orphaned `omp for`: every thread of the region must call it).
+void ck_q8_zero_in_parallel(int8_t *packed, size_t bytes);
 // One weight row of K values quantized symmetrically (amax/127, round-half-even, clamp ±127; scale 0 for a zero
 // row), as ck_q8_quantize_pack does for each output channel.
 void ck_q8_quantize_weight_row(int K, const float *row, int8_t *q, float *scale);

@@ -129,7 +129,7 @@ extension Ops {
             let y = try (residualInPlace ? residual : nil) ?? Tensor(uninitialized: yShape, dtype: out)
             let winograd = usesWinograd(&p)
             // the multiply-accumulates performed: Winograd's 16 per 2×2 tile and channel pair (4/9 of direct's)
-            Profiler.count(macs: winograd ? n * ((yShape[1] + 1) / 2) * ((yShape[2] + 1) / 2) * 16 * w.inChannels * w.outChannels
+            Profiler.count(macs: winograd ? n * winogradTiles(p) * 16 * w.inChannels * w.outChannels
                                           : y.count * w.inChannels * w.kernel.h * w.kernel.w)
             let nt = Int32(Runtime.threads)
             try input.withC { ci in
@@ -165,6 +165,9 @@ extension Ops {
     /// Per image, not per batch, so that an image's result never depends on what it is batched with.
     static let winogradMinTiles = 256
 
+    /// Tiles of 2×2 outputs per image (partial tiles at odd sizes count).
+    static func winogradTiles(_ p: ck_conv2d_params) -> Int { ((Int(p.Ho) + 1) / 2) * ((Int(p.Wo) + 1) / 2) }
+
     /// Whether an int8 convolution of geometry `p` runs as Winograd F(2×2, 3×3): a 3×3, stride-1, padding-1
     /// kernel, and under `auto` enough tiles and the AVX2 path, whose int8 kernel widens both operands to int16
     /// (vpmaddwd), so 2.25× fewer multiply-accumulates are 2.25× fewer instructions (on VNNI/AMX hosts it has not
@@ -175,8 +178,7 @@ extension Ops {
         case .direct: return false
         case .winograd: return true
         case .auto:
-            let tiles = ((Int(p.Ho) + 1) / 2) * ((Int(p.Wo) + 1) / 2)
-            return tiles >= winogradMinTiles && Runtime.path == .avx2
+            return winogradTiles(p) >= winogradMinTiles && Runtime.path == .avx2
         }
     }
 

@@ -112,8 +112,8 @@ public final class ComponentScope: @unchecked Sendable {
     /// MemoryPlan.streamWeights their pages are dropped too, once more for the whole component. The per-tensor drops
     /// while checking are not enough: the page cache holds large folios (ext4 on Linux ≥ 6.16), a fault maps the
     /// whole folio, and the build reads the tensors in another order than the file's, so reading one maps parts of
-    /// its neighbours back in (measured: 109 MB of Karlo's super-resolution UNet resident after its build, 1 MB after
-    /// this drop).
+    /// its neighbours back in (measured: 109 MB of Karlo's super-resolution UNet resident after its build, under 1 MB
+    /// after this drop).
     public func releasePackedSources() {
         if file.weightType != .q8 || MemoryPlan.streamWeights { region?.dropResidentPages() }
     }
