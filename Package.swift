@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // unclip: an embedded unCLIP (DALL·E 2-style) text-to-image engine. Swift over a C kernel core.
 import PackageDescription
 
@@ -17,6 +17,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", .upToNextMinor(from: "1.8.0")),
+        // The HTTP server (unclip serve). Its default traits pull in swift-configuration, which the server does not use.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", .upToNextMinor(from: "2.28.0"), traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The C kernels: always optimised (debug builds of the kernels are too slow to test at real sizes),
@@ -55,9 +58,24 @@ let package = Package(
             dependencies: ["UnCLIP", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/CLISupport"
         ),
+        // The HTTP APIs' requests, responses and errors as plain values (OpenAI Images, AUTOMATIC1111), multipart
+        // bodies: no server framework, so the parsers are fuzzed and tested alone.
+        .target(
+            name: "UnCLIPAPI",
+            dependencies: ["UnCLIP"],
+            path: "Sources/UnCLIPAPI"
+        ),
+        // unclip serve: the routes, the job queue, the image store and the web page on Hummingbird 2.
+        .target(
+            name: "UnCLIPServer",
+            dependencies: ["UnCLIP", "UnCLIPAPI",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+            path: "Sources/UnCLIPServer"
+        ),
         .executableTarget(
             name: "unclip",
-            dependencies: ["UnCLIP", "CLISupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["UnCLIP", "CLISupport", "UnCLIPServer", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/unclip"
         ),
         // Peak-measuring loops for the benchmark (register-only FMA/VNNI/AMX, streaming bandwidth).
@@ -82,12 +100,12 @@ let package = Package(
         // Fuzz targets of the parsers (scripts/fuzz.sh builds it with libFuzzer; a normal build replays corpora).
         .executableTarget(
             name: "unclip-fuzz",
-            dependencies: ["UnCLIP"],
+            dependencies: ["UnCLIP", "UnCLIPAPI"],
             path: "fuzz/unclip-fuzz"
         ),
         .testTarget(
             name: "UnCLIPTests",
-            dependencies: ["UnCLIP", "CKernels"],
+            dependencies: ["UnCLIP", "CKernels", "UnCLIPAPI", "UnCLIPServer"],
             path: "Tests/UnCLIPTests",
             resources: [.copy("Fixtures")]
         ),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (libFuzzer + AddressSanitizer) of one parser of user input:
-#   scripts/fuzz.sh TARGET SECONDS [libFuzzer flags…]     TARGET: gguf safetensors json png tokenizer noise (or all)
+#   scripts/fuzz.sh TARGET SECONDS [libFuzzer flags…]     TARGET: gguf safetensors json png tokenizer noise multipart request (or all)
 # Builds fuzz/unclip-fuzz with -sanitize=fuzzer,address into .build-fuzz (C code with ASan and coverage too), seeds
 # fuzz/corpus/<target>/ from the fixtures (unclip-fuzz seeds), runs for SECONDS, and prints executions, executions
 # per second, coverage and corpus size. A crash leaves its input in fuzz/crashes/; commit it under
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 target="${1:?usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer flags…]}"
 seconds="${2:?usage: scripts/fuzz.sh TARGET SECONDS}"
 shift 2
-targets=(gguf safetensors json png tokenizer noise)
+targets=(gguf safetensors json png tokenizer noise multipart request)
 if [ "$target" = all ]; then sel=("${targets[@]}"); else sel=("$target"); fi
 for t in "${sel[@]}"; do
     [[ " ${targets[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t' (${targets[*]} or all)" >&2; exit 2; }

@@ -34,20 +34,11 @@ static void read_exact(png_structp png, png_bytep out, size_t n) {
         png_error(png, ferror(f) ? "read failed (I/O error)" : "the file ends before the image is complete (truncated or damaged PNG)");
 }
 
-int ci_png_read(const char *path, size_t max_pixels, int *width, int *height, int *channels, uint8_t **data,
-                char *err, size_t errlen) {
+// Reads a PNG from an open stream positioned at its start; closes it.
+static int png_read_stream(FILE *f, size_t max_pixels, int *width, int *height, int *channels, uint8_t **data,
+                           char *err, size_t errlen) {
     ci_err e = {err, errlen};
     *data = NULL;
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "is a folder, not a PNG file");
-        return -1;
-    }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open: %s", strerror(errno));
-        return -1;
-    }
     unsigned char sig[8];
     if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8) != 0) {
         snprintf(err, errlen, "not a PNG file (bad signature)");
@@ -115,18 +106,42 @@ int ci_png_read(const char *path, size_t max_pixels, int *width, int *height, in
     return 0;
 }
 
-int ci_png_write(const char *path, int width, int height, int channels, const uint8_t *data,
-                 const char *const *text_keys, const char *const *text_values, int ntext, char *err, size_t errlen) {
-    ci_err e = {err, errlen};
-    if (width < 1 || height < 1 || (channels != 3 && channels != 4)) {
-        snprintf(err, errlen, "invalid image geometry %dx%dx%d", width, height, channels);
+int ci_png_read(const char *path, size_t max_pixels, int *width, int *height, int *channels, uint8_t **data,
+                char *err, size_t errlen) {
+    *data = NULL;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "is a folder, not a PNG file");
         return -1;
     }
-    FILE *f = fopen(path, "wb");
+    FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "cannot create: %s", strerror(errno));
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
         return -1;
     }
+    return png_read_stream(f, max_pixels, width, height, channels, data, err, errlen);
+}
+
+int ci_png_read_mem(const uint8_t *bytes, size_t n, size_t max_pixels, int *width, int *height, int *channels,
+                    uint8_t **data, char *err, size_t errlen) {
+    *data = NULL;
+    if (n < 8) {
+        snprintf(err, errlen, "not a PNG file (%zu bytes)", n);
+        return -1;
+    }
+    FILE *f = fmemopen((void *)bytes, n, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read from memory: %s", strerror(errno));
+        return -1;
+    }
+    return png_read_stream(f, max_pixels, width, height, channels, data, err, errlen);
+}
+
+// Writes a PNG to an open stream; closes it (a failed close is a failed write).
+static int png_write_stream(FILE *f, int width, int height, int channels, const uint8_t *data,
+                            const char *const *text_keys, const char *const *text_values, int ntext, char *err,
+                            size_t errlen) {
+    ci_err e = {err, errlen};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &e, on_error, on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
@@ -169,6 +184,46 @@ int ci_png_write(const char *path, int width, int height, int channels, const ui
         snprintf(err, errlen, "write failed: %s", strerror(errno));
         return -1;
     }
+    return 0;
+}
+
+int ci_png_write(const char *path, int width, int height, int channels, const uint8_t *data,
+                 const char *const *text_keys, const char *const *text_values, int ntext, char *err, size_t errlen) {
+    if (width < 1 || height < 1 || (channels != 3 && channels != 4)) {
+        snprintf(err, errlen, "invalid image geometry %dx%dx%d", width, height, channels);
+        return -1;
+    }
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        snprintf(err, errlen, "cannot create: %s", strerror(errno));
+        return -1;
+    }
+    return png_write_stream(f, width, height, channels, data, text_keys, text_values, ntext, err, errlen);
+}
+
+int ci_png_write_mem(int width, int height, int channels, const uint8_t *data, const char *const *text_keys,
+                     const char *const *text_values, int ntext, uint8_t **out, size_t *outlen, char *err,
+                     size_t errlen) {
+    *out = NULL;
+    *outlen = 0;
+    if (width < 1 || height < 1 || (channels != 3 && channels != 4)) {
+        snprintf(err, errlen, "invalid image geometry %dx%dx%d", width, height, channels);
+        return -1;
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = png_write_stream(f, width, height, channels, data, text_keys, text_values, ntext, err, errlen);
+    if (rc != 0) {
+        free(buf);
+        return -1;
+    }
+    *out = (uint8_t *)buf;
+    *outlen = len;
     return 0;
 }
 

@@ -12,5 +12,5 @@ struct Unclip: ParsableCommand {
             Exit codes: 0 ok, 1 runtime error, 2 usage error.
             """,
         version: "unclip \(UnCLIPVersion.string)",
-        subcommands: [Generate.self, Vary.self, Edit.self, Extend.self, Interpolate.self, TextDiff.self, Info.self, Tokenize.self])
+        subcommands: [Generate.self, Vary.self, Edit.self, Extend.self, Interpolate.self, TextDiff.self, Serve.self, Info.self, Tokenize.self])
 }

@@ -325,7 +325,7 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(r.code, 0, r.err)
         let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("fuzz/regressions")
-        for t in ["gguf", "safetensors", "json", "png", "tokenizer", "noise"] {
+        for t in ["gguf", "safetensors", "json", "png", "tokenizer", "noise", "multipart", "request"] {
             r = try runExecutable("unclip-fuzz", ["replay", t, work.appendingPathComponent(t).path, regressions.appendingPathComponent(t).path])
             XCTAssertEqual(r.code, 0, "\(t): \(r.err)")
             XCTAssertTrue(r.out.hasPrefix("\(t): ") && !r.out.hasPrefix("\(t): 0 inputs"), r.out)

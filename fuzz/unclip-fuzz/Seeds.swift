@@ -1,5 +1,6 @@
 import Foundation
 import UnCLIP
+import UnCLIPAPI
 
 /// Seed corpora from the repository's fixtures, small enough for libFuzzer (each a few KiB): a tiny unclip GGUF
 /// (int8 and float tensors, a config, checksums), safetensors and noise files, configs, PNGs of each layout, prompts.
@@ -59,6 +60,20 @@ enum FuzzSeeds {
            let entries = try JSON.parse(Array(d))["entries"]?.array {
             for (i, e) in entries.prefix(64).enumerated() { if let t = e["text"]?.string { try put(.tokenizer, "prompt-\(i).txt", Array(t.utf8)) } }
         }
+        // server requests: multipart edits/variations with small PNGs, JSON bodies of both APIs
+        let rgbaPixels: [UInt8] = (0..<64).map { (i: Int) -> UInt8 in i % 4 != 3 ? UInt8(truncatingIfNeeded: i * 5) : (i < 32 ? 0 : 255) }
+        let rgba = try PNGImage(width: 4, height: 4, channels: 4, pixels: rgbaPixels).encoded()
+        let rgb = try PNGImage(width: 4, height: 4, channels: 3, pixels: (0..<48).map { UInt8($0 * 5) }).encoded()
+        let b = FuzzTarget.boundary
+        try put(.multipart, "edit.bin", Multipart.encode([MultipartPart(name: "image", filename: "a.png", bytes: rgba), MultipartPart(name: "prompt", text: "a red circle"),
+                                                         MultipartPart(name: "n", text: "2"), MultipartPart(name: "size", text: "256x256")], boundary: b))
+        try put(.multipart, "edit-mask.bin", Multipart.encode([MultipartPart(name: "image[]", filename: "a.png", bytes: rgb), MultipartPart(name: "mask", filename: "m.png", bytes: rgba),
+                                                              MultipartPart(name: "prompt", text: "a")], boundary: b))
+        try put(.multipart, "variation.bin", Multipart.encode([MultipartPart(name: "image", filename: "a.png", bytes: rgb), MultipartPart(name: "response_format", text: "b64_json")], boundary: b))
+        try put(.request, "generation.json", Array(#"{"prompt": "a red circle", "n": 2, "size": "512x512", "response_format": "url", "model": "dall-e-2", "user": "u"}"#.utf8))
+        try put(.request, "txt2img.json", Array(#"{"prompt": "a red circle", "seed": -1, "steps": 20, "cfg_scale": 7.0, "width": 512, "height": 512, "batch_size": 2, "n_iter": 1, "sampler_name": "DDIM", "negative_prompt": ""}"#.utf8))
+        let b64rgb = Data(rgb).base64EncodedString(), b64mask = Data(rgba).base64EncodedString()
+        try put(.request, "img2img.json", Array(#"{"prompt": "a", "init_images": ["data:image/png;base64,\#(b64rgb)"], "mask": "\#(b64mask)", "inpainting_mask_invert": 1, "steps": 5}"#.utf8))
         print("wrote seed corpora under \(dir): \(FuzzTarget.allCases.map(\.rawValue).joined(separator: ", "))")
     }
 }

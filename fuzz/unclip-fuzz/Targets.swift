@@ -1,5 +1,6 @@
 import Foundation
 import UnCLIP
+import UnCLIPAPI
 
 /// The fuzz targets: each feeds arbitrary bytes to one parser of user-controlled input and must return (any thrown
 /// error is a correct answer) without trapping, hanging or touching memory it does not own.
@@ -17,6 +18,13 @@ enum FuzzTarget: String, CaseIterable {
     case tokenizer
     /// The noise-file reader: every draw a run would ask for, with the file's own shapes.
     case noise
+    /// The server's multipart/form-data reader (boundary "fuzzboundary"), then the OpenAI edits and variations
+    /// checks on the parts (PNG uploads decoded from memory).
+    case multipart
+    /// The server's JSON request checks: OpenAI generations, AUTOMATIC1111 txt2img and img2img (base64 PNGs).
+    case request
+
+    static let boundary = "fuzzboundary"
 
     /// A file per input for the readers that take paths (in /dev/shm when it exists: no disk writes).
     static let scratch: String = {
@@ -71,6 +79,14 @@ enum FuzzTarget: String, CaseIterable {
         case .noise:
             guard let f = try? SafeTensorsFile(path: Self.file(bytes)), let n = try? ReplayNoise(path: Self.scratch) else { return }
             for t in f.tensors where t.count <= 1 << 20 { _ = try? n.draw(t.name, shape: t.shape) }
+        case .multipart:
+            guard let parts = try? Multipart.parse(bytes, boundary: Self.boundary) else { return }
+            _ = try? OpenAIImages.edit(parts, modelName: "m")
+            _ = try? OpenAIImages.variation(parts, modelName: "m")
+        case .request:
+            _ = try? OpenAIImages.generation(bytes, modelName: "m")
+            _ = try? A1111.txt2img(bytes)
+            _ = try? A1111.img2img(bytes)
         }
     }
 }

@@ -39,6 +39,42 @@ public struct PNGImage: Equatable, Sendable {
         return try PNGImage(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: data, count: n)))
     }
 
+    /// Decodes a PNG file's bytes (an upload, a base64 field) as 8-bit RGB or RGBA; `maxPixels` is checked from the
+    /// header, before any pixel is allocated. `name` says in errors where the bytes came from.
+    public static func decode(_ bytes: [UInt8], maxPixels: Int = PNGImage.maxPixels, name: String = "image") throws -> PNGImage {
+        var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
+        var data: UnsafeMutablePointer<UInt8>?
+        var err = [CChar](repeating: 0, count: 512)
+        let rc = bytes.withUnsafeBufferPointer { b in
+            ci_png_read_mem(b.baseAddress, b.count, min(maxPixels, Self.maxPixels), &w, &h, &c, &data, &err, err.count)
+        }
+        guard rc == 0, let data else {
+            throw UnCLIPError.image(path: name, detail: String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                                    + " (expected a PNG image)")
+        }
+        defer { ci_free(data) }
+        return try PNGImage(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: data, count: Int(w) * Int(h) * Int(c))))
+    }
+
+    /// The image as a PNG file's bytes, with optional text chunks (as `write`).
+    public func encoded(text: [(String, String)] = []) throws -> [UInt8] {
+        try Self.checkText(text)
+        var err = [CChar](repeating: 0, count: 512)
+        let keys = text.map { strdup($0.0) }, values = text.map { strdup($0.1) }
+        defer { (keys + values).forEach { free($0) } }
+        let k = keys.map { UnsafePointer($0) }, v = values.map { UnsafePointer($0) }
+        var out: UnsafeMutablePointer<UInt8>?
+        var n = 0
+        let rc = pixels.withUnsafeBufferPointer { px in
+            ci_png_write_mem(Int32(width), Int32(height), Int32(channels), px.baseAddress, k, v, Int32(text.count), &out, &n, &err, err.count)
+        }
+        guard rc == 0, let out else {
+            throw UnCLIPError.io(path: "PNG", detail: "cannot encode: " + String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        defer { ci_free(out) }
+        return Array(UnsafeBufferPointer(start: out, count: n))
+    }
+
     /// Text chunks PNG can hold: keywords of 1–79 printable ASCII characters, no NUL anywhere (typed errors).
     static func checkText(_ text: [(String, String)]) throws {
         for (k, _) in text where k.isEmpty || k.utf8.count > 79 || k.unicodeScalars.contains(where: { $0.value > 126 || $0.value < 32 }) {

@@ -31,7 +31,7 @@ public struct GenerationOptions: Sendable {
     func decoder(guided: Bool) -> SamplingSettings { SamplingSettings(steps: decoderSteps, sampler: sampler, guidance: guided ? decoderGuidance : nil, maxBatch: maxBatch) }
     var superRes: SamplingSettings { SamplingSettings(steps: superResSteps, sampler: sampler, maxBatch: maxBatch) }
 
-    func validate() throws {
+    public func validate() throws {
         for (name, v) in [("prior steps", priorSteps), ("decoder steps", decoderSteps), ("super-res steps", superResSteps)] where !(2...1000).contains(v) {
             throw UnCLIPError.invalidArgument(name: name, detail: "\(v) must be in 2...1000")
         }
@@ -83,6 +83,9 @@ public final class UnCLIPPipeline {
     public let model: ModelFile
     public let tokenizer: CLIPTokenizer
     public var stageModel: StageModel { StageModel(model) }
+    /// Called after each decoder step of text → image and variations with the first image's current sample
+    /// ([side, side, 3] NHWC, about −1…1) — a live preview for a server; edits run their own per-step hook and give none.
+    public var decoderPreview: ((_ step: Int, _ total: Int, _ sample: ArraySlice<Float>, _ side: Int) -> Void)?
 
     public init(model: ModelFile) throws {
         self.model = model
@@ -187,8 +190,16 @@ public final class UnCLIPPipeline {
     func decodeAndUpscale(imageEmbeds: Tensor, text: TextConditioning, options: GenerationOptions, noises: NoiseSet,
                           progress: ProgressHandler?, stages: StageOutputs) throws -> (images: [PNGImage], stages: StageOutputs) {
         var stages = stages
+        let preview: StepHook? = decoderPreview.map { show in
+            { info, sample in
+                guard info.images.lowerBound == 0, !info.images.isEmpty, info.resample == 0 else { return }
+                let per = sample.count / info.images.count
+                let side = Int(Double(per / 3).squareRoot())
+                if side * side * 3 == per { show(info.index + 1, info.timesteps.count, sample[0..<per], side) }
+            }
+        }
         let small = try DecoderStage(stageModel)(imageEmbeds: imageEmbeds, text: text, settings: options.decoder(guided: text.guided),
-                                                 noise: noises, progress: progress)
+                                                 noise: noises, progress: progress, onStep: preview)
         stages.decoderImage = small
         let final = try SuperResStage(stageModel)(small, settings: options.superRes, noise: noises, progress: progress)
         stages.superResImage = final
