@@ -41,7 +41,7 @@ small{opacity:.7}
 <div id="error" class="err"></div>
 <div id="editor"><canvas id="base" width="64" height="64"></canvas><canvas id="paint" width="64" height="64"></canvas></div>
 <div class="row" id="edittools" style="display:none">
-<label>brush <input id="brush" type="range" min="1" max="24" value="8"></label>
+<label>brush <input id="brush" type="range" min="2" max="48" value="16"></label>
 <button id="clearmask">Clear mask</button><button class="primary" id="apply">Apply edit</button>
 <small>paint over what to regenerate; the prompt describes the whole new image</small></div>
 <div id="grid"></div>
@@ -95,7 +95,7 @@ $('edit').onclick=()=>{const s=selected.naturalWidth;for(const id of ['base','pa
   $('base').getContext('2d').drawImage(selected,0,0);$('paint').getContext('2d').clearRect(0,0,s,s);
   $('editor').style.display='block';$('edittools').style.display='flex'};
 function dab(e){const c=$('paint'),r=c.getBoundingClientRect(),s=c.width/r.width,g=c.getContext('2d');
-  g.fillStyle='rgba(255,0,80,0.6)';g.beginPath();g.arc((e.clientX-r.left)*s,(e.clientY-r.top)*s,+$('brush').value*s/4,0,7);g.fill()}
+  g.fillStyle='rgba(255,0,80,0.6)';g.beginPath();g.arc((e.clientX-r.left)*s,(e.clientY-r.top)*s,+$('brush').value*s,0,7);g.fill()}
 $('paint').onpointerdown=e=>{painting=true;dab(e)};$('paint').onpointermove=e=>{if(painting)dab(e)};window.onpointerup=()=>painting=false;
 $('clearmask').onclick=()=>{const c=$('paint');c.getContext('2d').clearRect(0,0,c.width,c.height)};
 $('apply').onclick=async()=>{
