@@ -12,7 +12,6 @@ KEY = "check-key-123"
 
 
 def start(*extra):
-    store = tempfile.mkdtemp()
     p = subprocess.Popen([UNCLIP, "serve", "--port", "0", "--api-key", KEY, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
     assert line.startswith("listening on http://"), (line, p.stderr.read() if p.poll() is not None else "")
@@ -45,6 +44,8 @@ try:
     check(r.data[0].url and r.data[0].url.startswith(base), f"url under the server: {r.data[0].url}")
     got = requests.get(r.data[0].url)
     check(got.status_code == 200 and Image.open(io.BytesIO(got.content)).size == (512, 512), "the url serves a 512x512 PNG")
+    store = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"unclip-serve-{server.pid}")
+    check(len([f for f in os.listdir(store) if f.endswith(".png")]) == 1, f"the url image is in the temporary store {store}")
     check(requests.get(base + "/v1/images/files/" + "0" * 32 + ".png").status_code == 404, "unknown image id: 404")
     check(requests.get(base + "/v1/images/files/..%2F..%2Fetc%2Fpasswd").status_code == 404, "path in the image route: 404")
     src = ims[0].convert("RGBA")
@@ -171,12 +172,17 @@ try:
     check(st == "cancelled", f"a disconnected client's job is cancelled (status {st})")
     print("disconnect: the job is cancelled: ok")
 
+    def two_slow_jobs(prefix, outs):
+        """One job running, then one waiting behind it (started 0.4 s apart)."""
+        ts = [threading.Thread(target=slow, args=(f"{prefix}-{k}x", 300, outs)) for k in range(2)]
+        for th in ts:
+            th.start()
+            time.sleep(0.4)
+        return ts
+
     # the queue: one running, one waiting (--queue 1), the next is 429 with Retry-After
     outs = []
-    ts = [threading.Thread(target=slow, args=(f"job-q-{k}x", 300, outs)) for k in range(2)]
-    for th in ts:
-        th.start()
-        time.sleep(0.4)
+    ts = two_slow_jobs("job-q", outs)
     full = requests.post(base + "/v1/images/generations", headers=auth, json={"prompt": "a red circle"})
     check(full.status_code == 429 and int(full.headers.get("Retry-After", "0")) >= 1, f"full queue: {full.status_code} {full.headers}")
     raises(openai.RateLimitError, lambda: client.images.generate(prompt="a"))
@@ -187,10 +193,7 @@ try:
 
     # SIGTERM: the running job finishes and is answered, the queued one gets 503, the store folder goes
     outs = []
-    ts = [threading.Thread(target=slow, args=(f"job-term-{k}x", 300, outs)) for k in range(2)]
-    for th in ts:
-        th.start()
-        time.sleep(0.4)
+    ts = two_slow_jobs("job-term", outs)
     server.send_signal(signal.SIGTERM)
     for th in ts:
         th.join()
@@ -198,6 +201,7 @@ try:
     check(codes == [200, 503], f"SIGTERM: running job answered 200, queued 503 (got {codes})")
     rc = server.wait(timeout=60)
     check(rc == 0, f"exit code after SIGTERM: {rc}")
+    check(not os.path.exists(store), f"the temporary image store {store} is removed at exit")
     print("SIGTERM: 200 for the running job, 503 for the queued one, exit 0: ok")
 finally:
     if server.poll() is None:

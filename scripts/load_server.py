@@ -1,0 +1,105 @@
+"""Load check of `unclip serve` (issue 13): R requests from C concurrent clients against a queue of Q, then N
+sequential requests with the server's RSS before and after. Every response must be the client's own (its job id,
+its seed), every 429 must carry Retry-After (the client waits that long and retries), nothing may be lost.
+Prints the figures and, with --json, writes them.
+   python scripts/load_server.py path/to/unclip [--requests 20] [--clients 8] [--queue 4] [--sequential 100] [--json out.json]"""
+import argparse, base64, io, json, statistics, subprocess, threading, time
+
+import requests
+from PIL import Image
+
+ap = argparse.ArgumentParser()
+ap.add_argument("unclip")
+ap.add_argument("--requests", type=int, default=20)
+ap.add_argument("--clients", type=int, default=8)
+ap.add_argument("--queue", type=int, default=4)
+ap.add_argument("--sequential", type=int, default=100)
+ap.add_argument("--json")
+a = ap.parse_args()
+
+server = subprocess.Popen([a.unclip, "serve", "--port", "0", "--queue", str(a.queue), "-q"], stdout=subprocess.PIPE, text=True)
+base = server.stdout.readline().split()[-1]
+
+
+def rss_mib():
+    for line in open(f"/proc/{server.pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+
+def txt2img(seed, job_id):
+    return requests.post(base + "/sdapi/v1/txt2img", headers={"X-Unclip-Job-Id": job_id},
+                         json={"prompt": "a red circle on top of a blue square", "seed": seed, "steps": 4, "width": 64, "height": 64}, timeout=600)
+
+
+failures, latencies, rejected = [], [], [0]
+lock = threading.Lock()
+next_request = [0]
+
+
+def client(c):
+    while True:
+        with lock:
+            i = next_request[0]
+            next_request[0] += 1
+        if i >= a.requests:
+            return
+        seed, t0 = 5000 + i, time.time()
+        for attempt in range(100):
+            r = txt2img(seed, f"load-{i:04d}-{attempt:02d}")
+            if r.status_code != 429:
+                break
+            with lock:
+                rejected[0] += 1
+            if "Retry-After" not in r.headers:
+                failures.append(f"request {i}: 429 without Retry-After")
+            time.sleep(min(float(r.headers.get("Retry-After", "1")), 2.0))
+        if r.status_code != 200:
+            failures.append(f"request {i}: {r.status_code} {r.text[:200]}")
+            continue
+        info = json.loads(r.json()["info"])
+        if info["all_seeds"] != [seed] or not r.headers.get("X-Unclip-Job-Id", "").startswith(f"load-{i:04d}-"):
+            failures.append(f"request {i}: got seeds {info['all_seeds']} job {r.headers.get('X-Unclip-Job-Id')} (mixed up)")
+        Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0]))).load()
+        with lock:
+            latencies.append(time.time() - t0)
+
+
+try:
+    t0 = time.time()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(a.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.time() - t0
+    ok = len(latencies)
+    print(f"concurrent: {a.requests} requests from {a.clients} clients, queue {a.queue}: {ok} answered 200, {rejected[0]} answered 429 "
+          f"(retried), {len(failures)} failures; {wall:.1f} s, latency p50 {statistics.median(latencies):.2f} s, max {max(latencies):.2f} s")
+    rss0 = rss_mib()
+    seq = []
+    for i in range(a.sequential):
+        s = time.time()
+        r = txt2img(9000 + i, f"seq-{i:04d}-0")
+        seq.append(time.time() - s)
+        if r.status_code != 200 or json.loads(r.json()["info"])["all_seeds"] != [9000 + i]:
+            failures.append(f"sequential {i}: {r.status_code}")
+    rss1 = rss_mib()
+    print(f"sequential: {a.sequential} requests, latency p50 {statistics.median(seq):.3f} s, RSS {rss0:.1f} MiB before, {rss1:.1f} MiB after")
+    if a.json:
+        json.dump({"requests": a.requests, "clients": a.clients, "queue": a.queue, "answered": ok, "rejected_429": rejected[0],
+                   "failures": failures, "wall_s": wall, "latency_p50_s": statistics.median(latencies), "latency_max_s": max(latencies),
+                   "sequential": a.sequential, "sequential_latency_p50_s": statistics.median(seq), "rss_before_mib": rss0, "rss_after_mib": rss1},
+                  open(a.json, "w"), indent=1)
+finally:
+    server.terminate()
+    server.wait(timeout=120)
+for f in failures[:20]:
+    print("FAIL:", f)
+if failures or ok != a.requests or rejected[0] == 0:
+    print("FAIL: every request answered once, some 429s on the way" if not failures else "")
+    raise SystemExit(1)
+if rss1 > rss0 * 1.10 + 8:
+    print(f"FAIL: RSS grew from {rss0:.1f} to {rss1:.1f} MiB over {a.sequential} requests")
+    raise SystemExit(1)
+print("load check passed")
