@@ -3,7 +3,7 @@ sequential requests with the server's RSS before and after. Every response must 
 its seed), every 429 must carry Retry-After (the client waits that long and retries), nothing may be lost.
 Prints the figures and, with --json, writes them.
    python scripts/load_server.py path/to/unclip [--requests 20] [--clients 8] [--queue 4] [--sequential 100] [--json out.json]"""
-import argparse, base64, io, json, statistics, subprocess, threading, time
+import argparse, base64, io, json, os, signal, statistics, subprocess, tempfile, threading, time
 
 import requests
 from PIL import Image
@@ -17,7 +17,8 @@ ap.add_argument("--sequential", type=int, default=100)
 ap.add_argument("--json")
 a = ap.parse_args()
 
-server = subprocess.Popen([a.unclip, "serve", "--port", "0", "--queue", str(a.queue), "-q"], stdout=subprocess.PIPE, text=True)
+store = tempfile.mkdtemp(prefix="unclip-load-store-")
+server = subprocess.Popen([a.unclip, "serve", "--port", "0", "--queue", str(a.queue), "--store", store, "-q"], stdout=subprocess.PIPE, text=True)
 base = server.stdout.readline().split()[-1]
 
 
@@ -86,14 +87,54 @@ try:
             failures.append(f"sequential {i}: {r.status_code}")
     rss1 = rss_mib()
     print(f"sequential: {a.sequential} requests, latency p50 {statistics.median(seq):.3f} s, RSS {rss0:.1f} MiB before, {rss1:.1f} MiB after")
+    # shutdown while busy: one url generation running and two queued, then SIGTERM. The running one must finish and be
+    # answered, the queued ones answered 503; every acknowledged image is a whole PNG in the store, nothing else is there.
+    acked, statuses = [], []
+
+    def url_job():
+        try:
+            r = requests.post(base + "/v1/images/generations", json={"prompt": "a blue square", "size": "256x256", "n": 2}, timeout=600)
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                acked.extend(d["url"] for d in r.json()["data"])
+        except requests.RequestException as e:
+            statuses.append(repr(e))
+
+    def job_count():
+        return requests.get(base + "/sdapi/v1/progress", timeout=30).json()["state"]["job_count"]
+
+    busy = [threading.Thread(target=url_job) for _ in range(3)]
+    for k, t in enumerate(busy):
+        t.start()
+        deadline = time.time() + 120
+        while job_count() < k + 1 and time.time() < deadline:
+            time.sleep(0.05)
+    server.send_signal(signal.SIGTERM)
+    for t in busy:
+        t.join()
+    server.wait(timeout=120)
+    if sorted(map(str, statuses)) != ["200", "503", "503"]:
+        failures.append(f"shutdown while busy: expected the running job answered 200 and the two queued 503, got {statuses}")
+    names = os.listdir(store)
+    if any(not n.endswith(".png") or n.startswith(".") for n in names):
+        failures.append(f"partial or temporary files left in the store: {names}")
+    for u in acked:
+        n = u.rsplit("/", 1)[-1]
+        if n not in names:
+            failures.append(f"acknowledged image {n} is not in the store")
+        else:
+            Image.open(os.path.join(store, n)).load()
+    print(f"shutdown while busy: answers {sorted(map(str, statuses))}, {len(acked)} acknowledged image(s) whole in the store; {len(names)} file(s) there")
     if a.json:
         json.dump({"requests": a.requests, "clients": a.clients, "queue": a.queue, "answered": ok, "rejected_429": rejected[0],
                    "failures": failures, "wall_s": wall, "latency_p50_s": statistics.median(latencies), "latency_max_s": max(latencies),
-                   "sequential": a.sequential, "sequential_latency_p50_s": statistics.median(seq), "rss_before_mib": rss0, "rss_after_mib": rss1},
+                   "sequential": a.sequential, "sequential_latency_p50_s": statistics.median(seq), "rss_before_mib": rss0, "rss_after_mib": rss1,
+                   "shutdown_statuses": sorted(map(str, statuses)), "shutdown_acknowledged": len(acked)},
                   open(a.json, "w"), indent=1)
 finally:
-    server.terminate()
-    server.wait(timeout=120)
+    if server.poll() is None:
+        server.terminate()
+        server.wait(timeout=120)
 for f in failures[:20]:
     print("FAIL:", f)
 if failures or ok != a.requests or rejected[0] == 0:
