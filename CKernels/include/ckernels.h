@@ -36,14 +36,18 @@ typedef enum {
     CK_ISA_AVX2 = 1,    // AVX2 + FMA (int8 through vpmaddwd)
     CK_ISA_AVX512 = 2,  // AVX-512 F/BW/VL + VNNI (vpdpbusd)
     CK_ISA_AMX = 3,     // AVX-512 path plus AMX-INT8 tiles (tdpbssd) for int8 GEMM and convolution
-    CK_ISA_COUNT = 4
+    CK_ISA_NEON = 4,    // AArch64 Advanced SIMD (every ARMv8-A core; int8 through smull + sadalp)
+    CK_ISA_DOTPROD = 5, // NEON path with the ARMv8.2 dot product (sdot) for int8 GEMM and convolution
+    CK_ISA_I8MM = 6,    // NEON path with the ARMv8.6 int8 matrix multiply (smmla) for int8 GEMM and convolution
+    CK_ISA_COUNT = 7
 } ck_isa;
 
-// Best path the host supports (CPUID, OS XSAVE state and, for AMX, arch_prctl permission).
+// Best path the host supports (x86: CPUID, OS XSAVE state and, for AMX, arch_prctl permission; AArch64: the
+// kernel's hardware capabilities, getauxval(AT_HWCAP/AT_HWCAP2)). Each architecture's paths exist only on it.
 ck_isa ck_isa_host_best(void);
 // 1 when the host can run `isa`.
 int ck_isa_supported(ck_isa isa);
-// The path kernels use now. Starts as CK_ISA env (ref|avx2|avx512|amx) when set and supported, else the best.
+// The path kernels use now. Starts as CK_ISA env (ref|avx2|avx512|amx|neon|dotprod|i8mm) when set and supported, else the best.
 ck_isa ck_isa_active(void);
 // Forces a path; returns 0, or -1 (and changes nothing) when the host cannot run it.
 int ck_isa_set(ck_isa isa);

@@ -1,5 +1,5 @@
-// ISA detection, the dispatch tables (the only place that chooses a kernel by path), the CK_ISA override and the
-// thread setting.
+// ISA detection (x86: CPUID and XGETBV; AArch64: the kernel's hardware capabilities), the dispatch tables (the only
+// place that chooses a kernel by path), the CK_ISA override and the thread setting.
 #define _GNU_SOURCE
 #include "ckernels.h"
 #include "internal.h"
@@ -14,12 +14,17 @@
 #include <cpuid.h>
 #include <sys/syscall.h>
 #endif
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 static int g_supported[CK_ISA_COUNT];
+#if defined(__x86_64__)
 static int g_f16c;   // F16C (vcvtph2ps/vcvtps2ph on ymm): the AVX2 path's binary16 conversions
+#endif
 // One table per path, filled once by init_once; g_table points at the active one (read and switched atomically:
 // a driver running on another thread keeps the table it started with).
 static ck_dispatch g_tables[CK_ISA_COUNT];
@@ -64,6 +69,20 @@ static void detect_x86(void) {
 }
 #endif
 
+#if defined(__aarch64__)
+// Linux's AArch64 hwcap bits (arch/arm64/include/uapi/asm/hwcap.h), spelled out so that old headers do not matter.
+#define CK_HWCAP_ASIMD (1UL << 1)
+#define CK_HWCAP_ASIMDDP (1UL << 20)
+#define CK_HWCAP2_I8MM (1UL << 13)
+
+static void detect_arm(void) {
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    g_supported[CK_ISA_NEON] = (hw & CK_HWCAP_ASIMD) != 0;
+    g_supported[CK_ISA_DOTPROD] = g_supported[CK_ISA_NEON] && (hw & CK_HWCAP_ASIMDDP) != 0;
+    g_supported[CK_ISA_I8MM] = g_supported[CK_ISA_NEON] && (hw2 & CK_HWCAP2_I8MM) != 0;
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------------------
 // The dispatch table of each path.
 // ---------------------------------------------------------------------------------------------------------
@@ -79,6 +98,11 @@ static ck_attention_rows_fn attention_rows_avx2(int D) {
 }
 static ck_attention_rows_fn attention_rows_avx512(int D) {
     return D % 16 == 0 ? ck_attention_rows_avx512 : attention_rows_avx2(D);
+}
+#endif
+#if defined(__aarch64__)
+static ck_attention_rows_fn attention_rows_neon(int D) {
+    return D % 4 == 0 ? ck_attention_rows_neon : ck_attention_rows_ref;
 }
 #endif
 
@@ -127,6 +151,20 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
     default: break;
     }
 #endif
+#if defined(__aarch64__)
+    // The three paths share the NEON kernels and differ in the int8 micro-kernel only.
+    if (isa == CK_ISA_NEON || isa == CK_ISA_DOTPROD || isa == CK_ISA_I8MM) {
+        t->f32_kernel = ck_f32_kernel_neon;
+        t->f32_mr = CK_F32_MR_NEON;
+        t->q8_kernel = isa == CK_ISA_I8MM ? ck_q8_kernel_i8mm : isa == CK_ISA_DOTPROD ? ck_q8_kernel_dotprod : ck_q8_kernel_neon;
+        t->q8_mr = CK_Q8_MR_NEON;
+        t->q8_quantize_rows = ck_q8_quantize_rows_neon;
+        t->sigmoid_gate = ck_sigmoid_gate_neon;
+        t->f16_to_f32 = ck_f16_to_f32_neon;
+        t->f32_to_f16 = ck_f32_to_f16_neon;
+        t->attention_rows = attention_rows_neon;
+    }
+#endif
 }
 
 static ck_isa best_supported(void) {
@@ -152,6 +190,9 @@ static void init_once(void) {
     g_supported[CK_ISA_REF] = 1;
 #if defined(__x86_64__)
     detect_x86();
+#endif
+#if defined(__aarch64__)
+    detect_arm();
 #endif
     for (int i = 0; i < CK_ISA_COUNT; i++) fill_table(&g_tables[i], (ck_isa)i);
     ck_isa active = best_supported();
@@ -201,6 +242,9 @@ const char *ck_isa_name(ck_isa isa) {
     case CK_ISA_AVX2: return "avx2";
     case CK_ISA_AVX512: return "avx512";
     case CK_ISA_AMX: return "amx";
+    case CK_ISA_NEON: return "neon";
+    case CK_ISA_DOTPROD: return "dotprod";
+    case CK_ISA_I8MM: return "i8mm";
     default: return "unknown";
     }
 }

@@ -1,4 +1,4 @@
-// Elementwise activations, arithmetic and row softmax. SiLU and quick_gelu use the vector exp on AVX2/AVX-512.
+// Elementwise activations, arithmetic and row softmax. SiLU and quick_gelu use the vector exp on AVX2/AVX-512/NEON.
 #include "internal.h"
 #include "vecmath.h"
 
@@ -30,6 +30,18 @@ void ck_sigmoid_gate_avx2(size_t n, const float *x, float alpha, float *y) {
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         _mm256_storeu_ps(y + i, _mm256_div_ps(v, _mm256_add_ps(one, ck_exp256(_mm256_mul_ps(na, v)))));
+    }
+    ck_sigmoid_gate_ref(n - i, x + i, alpha, y + i);
+}
+#endif
+
+#if defined(__aarch64__)
+void ck_sigmoid_gate_neon(size_t n, const float *x, float alpha, float *y) {
+    size_t i = 0;
+    float32x4_t na = vdupq_n_f32(-alpha), one = vdupq_n_f32(1.0f);
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        vst1q_f32(y + i, vdivq_f32(v, vaddq_f32(one, ck_exp128(vmulq_f32(na, v)))));
     }
     ck_sigmoid_gate_ref(n - i, x + i, alpha, y + i);
 }

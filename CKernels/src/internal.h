@@ -35,10 +35,15 @@ void ck_f32_kernel_avx2(int mr, int kc, const float *A, int lda, const float *B,
 void ck_f32_kernel_avx512(int mr, int kc, const float *A, int lda, const float *B, float *C, int ldc, int nvalid,
                           const float *bias, int accumulate);
 #endif
+#if defined(__aarch64__)
+void ck_f32_kernel_neon(int mr, int kc, const float *A, int lda, const float *B, float *C, int ldc, int nvalid,
+                        const float *bias, int accumulate);
+#endif
 // Rows of A per f32 kernel call on each path (AMX has no f32 tiles: f32 runs on the AVX-512 kernel).
 #define CK_F32_MR_REF 4
 #define CK_F32_MR_AVX2 3
 #define CK_F32_MR_AVX512 12
+#define CK_F32_MR_NEON 4
 
 // int8 inner kernel: acc[mr, nvalid] = qa[mr, Kp] · panel (one CK_Q8_NR-column panel). colsum is the panel's
 // slice (vpdpbusd correction; unused elsewhere). scratch: per-thread, 64-byte aligned, CK_Q8_KERNEL_SCRATCH(Kp)
@@ -56,11 +61,20 @@ void ck_q8_kernel_amx(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *
                       int32_t *acc, int ldacc, int nvalid, void *scratch);
 void ck_amx_tile_release(void);
 #endif
+#if defined(__aarch64__)
+void ck_q8_kernel_neon(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
+                       int32_t *acc, int ldacc, int nvalid, void *scratch);
+void ck_q8_kernel_dotprod(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
+                          int32_t *acc, int ldacc, int nvalid, void *scratch);
+void ck_q8_kernel_i8mm(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
+                       int32_t *acc, int ldacc, int nvalid, void *scratch);
+#endif
 // Rows of A per int8 kernel call on each path.
 #define CK_Q8_MR_REF 4
 #define CK_Q8_MR_AVX2 4
 #define CK_Q8_MR_AVX512 8
 #define CK_Q8_MR_AMX 32
+#define CK_Q8_MR_NEON 4      // the NEON, dot-product and i8mm kernels (i8mm: 2 row pairs)
 #define CK_Q8_KERNEL_SCRATCH(Kp) CK_ALIGN_UP(32 * (size_t)(Kp) + 32 * 32 * 4)
 
 // Row quantization of activations (the scalar one is ck_q8_quantize_rows_ref, ckernels_testing.h).
@@ -70,6 +84,9 @@ typedef void (*ck_q8_quantize_rows_fn)(int M, int K, const float *A, int lda, in
 void ck_q8_quantize_rows_avx2(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
 void ck_q8_quantize_rows_avx512(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
 #endif
+#if defined(__aarch64__)
+void ck_q8_quantize_rows_neon(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
+#endif
 
 // y = x·σ(αx) on one thread (SiLU: α = 1). elementwise.c.
 typedef void (*ck_sigmoid_gate_fn)(size_t n, const float *x, float alpha, float *y);
@@ -78,10 +95,13 @@ void ck_sigmoid_gate_ref(size_t n, const float *x, float alpha, float *y);
 void ck_sigmoid_gate_avx2(size_t n, const float *x, float alpha, float *y);
 void ck_sigmoid_gate_avx512(size_t n, const float *x, float alpha, float *y);
 #endif
+#if defined(__aarch64__)
+void ck_sigmoid_gate_neon(size_t n, const float *x, float alpha, float *y);
+#endif
 
 // Convolution work units (conv2d.c, conv2d_fused.c): (image, tile of output pixels, panel group). Panel groups
 // only split N when there are too few tiles to keep every thread busy; each output element is still computed by
-// one unit in one fixed order. The int8 tile is a multiple of every int8 path's rows per call (4, 2, 8, 32).
+// one unit in one fixed order. The int8 tile is a multiple of every int8 path's rows per call (4, 8, 32).
 #define CK_CONV_TILE_Q8 96
 static inline int ck_conv_panel_groups(int tiles, int np, int nt) {
     int g = (4 * nt + tiles - 1) / tiles;
@@ -107,6 +127,10 @@ void ck_f32_to_f16_avx512(size_t n, const float *x, uint16_t *y);
 void ck_f16_to_f32_f16c(size_t n, const uint16_t *x, float *y);
 void ck_f32_to_f16_f16c(size_t n, const float *x, uint16_t *y);
 #endif
+#if defined(__aarch64__)
+void ck_f16_to_f32_neon(size_t n, const uint16_t *x, float *y);
+void ck_f32_to_f16_neon(size_t n, const float *x, uint16_t *y);
+#endif
 
 // Pixel `pixel` (n·H·W + y·W + x) of the channel concatenation of src[0..nsrc) as C f32 values (norm.c).
 void ck_act_load_pixel(const ck_act *src, int nsrc, size_t pixel, ck_f16_to_f32_fn cvt, float *o);
@@ -120,6 +144,9 @@ void ck_attention_rows_ref(const ck_attention_params *p, int b, int h, int i0, i
 #if defined(__x86_64__)
 void ck_attention_rows_avx2(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
 void ck_attention_rows_avx512(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
+#endif
+#if defined(__aarch64__)
+void ck_attention_rows_neon(const ck_attention_params *p, int b, int h, int i0, int i1, float *scratch);
 #endif
 
 // ---------------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ final class Buffers: @unchecked Sendable {
 
 func pathName() -> String { String(cString: ck_isa_name(ck_isa_active())) }
 
-func f32Ceiling() -> Ceiling { ck_isa_active().rawValue >= CK_ISA_AVX512.rawValue ? .fmaZmm : .fmaYmm }
+func f32Ceiling() -> Ceiling { ck_isa_active() == CK_ISA_AVX512 || ck_isa_active() == CK_ISA_AMX ? .fmaZmm : .fmaYmm }
 func q8Ceiling() -> Ceiling {
     switch ck_isa_active() {
     case CK_ISA_AMX: return .amx

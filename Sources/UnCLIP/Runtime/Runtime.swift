@@ -3,7 +3,8 @@ import Foundation
 
 /// The kernel paths (instruction sets) the C core can run.
 public enum KernelPath: Int, CaseIterable, Sendable, CustomStringConvertible {
-    case ref = 0, avx2 = 1, avx512 = 2, amx = 3
+    case ref = 0, avx2 = 1, avx512 = 2, amx = 3   // x86-64
+    case neon = 4, dotprod = 5, i8mm = 6           // AArch64 (ckernels.h: ck_isa)
 
     public var description: String { String(cString: ck_isa_name(ck_isa(rawValue: UInt32(rawValue)))) }
 
