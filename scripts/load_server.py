@@ -2,7 +2,8 @@
 sequential requests with the server's RSS before and after. Every response must be the client's own (its job id,
 its seed), every 429 must carry Retry-After (the client waits that long and retries), nothing may be lost.
 Prints the figures and, with --json, writes them.
-   python scripts/load_server.py path/to/unclip [--requests 20] [--clients 8] [--queue 4] [--sequential 100] [--json out.json]"""
+With --latency N, first times each endpoint at its defaults (one request at a time, median of N).
+   python scripts/load_server.py path/to/unclip [--requests 20] [--clients 8] [--queue 4] [--sequential 100] [--latency 5] [--json out.json]"""
 import argparse, base64, io, json, os, signal, statistics, subprocess, tempfile, threading, time
 
 import requests
@@ -14,6 +15,7 @@ ap.add_argument("--requests", type=int, default=20)
 ap.add_argument("--clients", type=int, default=8)
 ap.add_argument("--queue", type=int, default=4)
 ap.add_argument("--sequential", type=int, default=100)
+ap.add_argument("--latency", type=int, default=0, help="also time each endpoint at its defaults this many times, one request at a time")
 ap.add_argument("--json")
 a = ap.parse_args()
 
@@ -87,6 +89,35 @@ try:
             failures.append(f"sequential {i}: {r.status_code}")
     rss1 = rss_mib()
     print(f"sequential: {a.sequential} requests, latency p50 {statistics.median(seq):.3f} s, RSS {rss0:.1f} MiB before, {rss1:.1f} MiB after")
+    # latency per request: each endpoint at its defaults, alone on the server
+    latency = {}
+    if a.latency > 0:
+        def png_bytes(img):
+            b = io.BytesIO()
+            img.save(b, "PNG")
+            return b.getvalue()
+        src = png_bytes(Image.new("RGBA", (64, 64), (200, 30, 30, 255)))
+        m = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+        m.paste((0, 0, 0, 0), (16, 16, 48, 48))
+        mask = png_bytes(m)
+        cases = {
+            "generations 256x256 b64_json": lambda: requests.post(base + "/v1/images/generations", json={"prompt": "a red circle on top of a blue square", "size": "256x256", "response_format": "b64_json"}, timeout=600),
+            "generations 1024x1024 b64_json": lambda: requests.post(base + "/v1/images/generations", json={"prompt": "a red circle on top of a blue square", "size": "1024x1024", "response_format": "b64_json"}, timeout=600),
+            "generations 256x256 url": lambda: requests.post(base + "/v1/images/generations", json={"prompt": "a red circle on top of a blue square", "size": "256x256"}, timeout=600),
+            "variations 256x256 b64_json": lambda: requests.post(base + "/v1/images/variations", files={"image": ("a.png", src, "image/png")}, data={"size": "256x256", "response_format": "b64_json"}, timeout=600),
+            "edits 256x256 b64_json": lambda: requests.post(base + "/v1/images/edits", files={"image": ("a.png", src, "image/png"), "mask": ("m.png", mask, "image/png")}, data={"prompt": "a blue square", "size": "256x256", "response_format": "b64_json"}, timeout=600),
+            "sdapi txt2img defaults": lambda: requests.post(base + "/sdapi/v1/txt2img", json={"prompt": "a red circle on top of a blue square"}, timeout=600),
+        }
+        for name, call in cases.items():
+            times = []
+            for _ in range(a.latency):
+                t0 = time.time()
+                r = call()
+                times.append(time.time() - t0)
+                if r.status_code != 200:
+                    failures.append(f"latency {name}: {r.status_code}")
+            latency[name] = statistics.median(times)
+            print(f"latency: {name}: median {latency[name]:.3f} s of {a.latency}")
     # shutdown while busy: one url generation running and two queued, then SIGTERM. The running one must finish and be
     # answered, the queued ones answered 503; every acknowledged image is a whole PNG in the store, nothing else is there.
     acked, statuses = [], []
@@ -129,7 +160,8 @@ try:
         json.dump({"requests": a.requests, "clients": a.clients, "queue": a.queue, "answered": ok, "rejected_429": rejected[0],
                    "failures": failures, "wall_s": wall, "latency_p50_s": statistics.median(latencies), "latency_max_s": max(latencies),
                    "sequential": a.sequential, "sequential_latency_p50_s": statistics.median(seq), "rss_before_mib": rss0, "rss_after_mib": rss1,
-                   "shutdown_statuses": sorted(map(str, statuses)), "shutdown_acknowledged": len(acked)},
+                   "shutdown_statuses": sorted(map(str, statuses)), "shutdown_acknowledged": len(acked),
+                   "latency_median_s": latency},
                   open(a.json, "w"), indent=1)
 finally:
     if server.poll() is None:

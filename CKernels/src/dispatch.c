@@ -86,7 +86,7 @@ static void detect_arm(void) {
 // ---------------------------------------------------------------------------------------------------------
 // The dispatch table of each path.
 // ---------------------------------------------------------------------------------------------------------
-// Attention rows: a vector path needs D to be a multiple of its width (AVX-512: 16, AVX2: 8); otherwise the next
+// Attention rows: a vector path needs D to be a multiple of its width (AVX-512: 16, AVX2: 8, NEON: 4); otherwise the next
 // narrower one runs, down to the scalar rows.
 static ck_attention_rows_fn attention_rows_ref(int D) {
     (void)D;
@@ -107,7 +107,8 @@ static ck_attention_rows_fn attention_rows_neon(int D) {
 #endif
 
 static void fill_table(ck_dispatch *t, ck_isa isa) {
-    // The scalar path; on other architectures every path is this one.
+    // The scalar entries; each architecture overrides them for its own paths below (the other architecture's paths
+    // keep them and are never supported).
     *t = (ck_dispatch){
         .isa = isa,
         .f32_kernel = ck_f32_kernel_ref,
