@@ -120,6 +120,7 @@ try:
             print(f"latency: {name}: median {latency[name]:.3f} s of {a.latency}")
     # shutdown while busy: one url generation running and two queued, then SIGTERM. The running one must finish and be
     # answered, the queued ones answered 503; every acknowledged image is a whole PNG in the store, nothing else is there.
+    # (needs a queue of at least 2; with a smaller one the third request is a 429, not a queued job)
     acked, statuses = [], []
 
     def url_job():
@@ -134,7 +135,7 @@ try:
     def job_count():
         return requests.get(base + "/sdapi/v1/progress", timeout=30).json()["state"]["job_count"]
 
-    busy = [threading.Thread(target=url_job) for _ in range(3)]
+    busy = [threading.Thread(target=url_job) for _ in range(3 if a.queue >= 2 else 0)]
     for k, t in enumerate(busy):
         t.start()
         deadline = time.time() + 120
@@ -144,7 +145,9 @@ try:
     for t in busy:
         t.join()
     server.wait(timeout=120)
-    if sorted(map(str, statuses)) != ["200", "503", "503"]:
+    if not busy:
+        print("shutdown while busy: skipped (--queue below 2)")
+    elif sorted(map(str, statuses)) != ["200", "503", "503"]:
         failures.append(f"shutdown while busy: expected the running job answered 200 and the two queued 503, got {statuses}")
     names = os.listdir(store)
     if any(not n.endswith(".png") or n.startswith(".") for n in names):

@@ -200,6 +200,7 @@ struct TextDiff: ParsableCommand {
     @Option(help: ArgumentHelp("A caption of the image (default: the empty caption).", valueName: "caption")) var from: String?
     @Option(help: ArgumentHelp("The target caption.", valueName: "caption")) var to: String
     @Option(help: ArgumentHelp("The last frame's θ, in (0, 1] (default 0.5).", valueName: "θ")) var maxTheta: Float = 0.5
+    @Option(help: ArgumentHelp("Decoder guidance rising with θ from 1 at frame 0 (the reconstruction, unguided) to this at the last frame, in [1, 100].", valueName: "scale")) var guidanceRamp: Float?
     @OptionGroup(title: "Model") var model: ModelOption
     @OptionGroup(title: "Noise") var noise: NoiseOptions
     @OptionGroup(title: "Decoder and super-resolution") var decoder: DecoderOptions
@@ -214,6 +215,9 @@ struct TextDiff: ParsableCommand {
         guard maxTheta.isFinite, maxTheta > 0, maxTheta <= UnCLIPPipeline.maxTextDiffTheta else {
             throw ValidationError("--max-theta must be in (0, \(UnCLIPPipeline.maxTextDiffTheta)] (got \(maxTheta))")
         }
+        if let g = guidanceRamp, !(g.isFinite && g >= 1 && g <= 100) {
+            throw ValidationError("--guidance-ramp must be in [1, 100] (got \(g))")
+        }
         if let from, from.trimmingCharacters(in: .whitespaces) == to.trimmingCharacters(in: .whitespaces) {
             throw ValidationError("--from and --to are the same caption: a text diff needs two different ones")
         }
@@ -227,7 +231,8 @@ struct TextDiff: ParsableCommand {
             meta.source = (image as NSString).lastPathComponent
             meta.sourcePrompt = from
             meta.extra = [("from", from ?? "(the empty caption)"), ("max theta", "\(maxTheta)")]
-            return (try pipe.textDiff(image: input, from: from, to: to, maxTheta: maxTheta, options: o, noise: source, progress: progress), meta)
+            if let g = guidanceRamp { meta.extra.append(("guidance ramp", "\(g)")) }
+            return (try pipe.textDiff(image: input, from: from, to: to, maxTheta: maxTheta, options: o, guidanceRamp: guidanceRamp, noise: source, progress: progress), meta)
         }
     }
 }

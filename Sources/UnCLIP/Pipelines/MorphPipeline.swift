@@ -102,6 +102,36 @@ extension UnCLIPPipeline {
         return image.width == size && image.height == size ? t : try Ops.resizeBicubicAntialias(t, height: size, width: size)
     }
 
+    /// Decodes frame k with decoder guidance `guidances[k]` (≤ 1: unguided; frames with the same scale share one
+    /// batch) and upscales every frame with the same draws.
+    func decodeFrames(embeddings: [[Float]], latents: [[Float]], guidances: [Float], options: MorphOptions,
+                      noise: NoiseSource, progress: ProgressHandler?) throws -> [PNGImage] {
+        let n = embeddings.count
+        precondition(guidances.count == n && latents.count == n, "one guidance scale and one x_T per frame")
+        let draws = SharedDraws(noise)
+        var small = [[Float]](repeating: [], count: n), itemShape: [Int] = []
+        var scales: [Float] = []
+        for g in guidances where !scales.contains(g) { scales.append(g) }
+        for g in scales {
+            let idx = (0..<n).filter { guidances[$0] == g }
+            var o = options
+            o.generation.decoderGuidance = max(g, 1)
+            let guided = g > 1
+            let embeds = try Tensor(shape: [idx.count, embeddings[0].count], values: idx.flatMap { embeddings[$0] })   // [b, E]
+            let out = try DecoderStage(stageModel)(imageEmbeds: embeds, text: try emptyText(batch: idx.count, guided: guided),
+                                                   settings: decoderSettings(o, guided: guided),
+                                                   noise: try NoiseSet([NoiseSource](repeating: draws, count: idx.count), batch: idx.count),
+                                                   latents: idx.flatMap { latents[$0] }, progress: progress)  // [b, s, s, 3]
+            itemShape = Array(out.shape.dropFirst())
+            let v = out.toArray(), per = v.count / idx.count
+            for (j, k) in idx.enumerated() { small[k] = Array(v[(j * per)..<((j + 1) * per)]) }
+        }
+        let all = try Tensor(shape: [n] + itemShape, values: small.flatMap { $0 })                          // [N, s, s, 3]
+        let final = try SuperResStage(stageModel)(all, settings: options.generation.superRes,
+                                                  noise: try NoiseSet([NoiseSource](repeating: draws, count: n), batch: n), progress: progress)
+        return try Self.toImages(final)
+    }
+
     /// Decodes one frame per (embedding, x_T) with DDIM and upscales each with the same draws.
     func decodeFrames(embeddings: [[Float]], latents: [[Float]], options: MorphOptions, noise: NoiseSource,
                       progress: ProgressHandler?) throws -> [PNGImage] {
@@ -239,8 +269,11 @@ extension UnCLIPPipeline {
     /// A text diff: z_d = normalize(z_t(to) − z_t(from)) (`from` nil: the empty caption is the baseline); frame k
     /// decodes slerp(z_i, |z_i|·z_d, θ_k) with θ rising linearly from 0 to `maxTheta`, from the image's inverted x_T
     /// (the same for every frame). Frame 0 reconstructs the input.
+    ///
+    /// `guidanceRamp` G > 1: the decoder's guidance rises with θ, from 1 at frame 0 (unguided, so it still
+    /// reconstructs) to G at the last frame; the image is inverted unguided.
     public func textDiff(image: PNGImage, from: String?, to: String, maxTheta: Float, options: MorphOptions,
-                         noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
+                         guidanceRamp: Float? = nil, noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
         try options.validate()
         guard maxTheta.isFinite, maxTheta > 0, maxTheta <= Self.maxTextDiffTheta else {
             throw UnCLIPError.invalidArgument(name: "max theta", detail: "\(maxTheta) must be in (0, \(Self.maxTextDiffTheta)]")
@@ -249,13 +282,26 @@ extension UnCLIPPipeline {
         let captions = try TextEncoderStage(stageModel, tokenizer: tokenizer)(prompts: [from ?? "", to], guided: false)
         let z = captions.promptEmbeds.toArray(), e = captions.promptEmbeds.shape[1]
         let direction = try Self.textDiffDirection(from: Array(z[0..<e]), to: Array(z[e...]))
-        let latent = try encode(images: [image], options: options, progress: progress)[0]
+        var encodeOptions = options
+        if let g = guidanceRamp {
+            guard g.isFinite, g >= 1, g <= 100 else {
+                throw UnCLIPError.invalidArgument(name: "guidance ramp", detail: "\(g) must be in [1, 100], as every guidance scale")
+            }
+            encodeOptions.generation.decoderGuidance = 1
+        }
+        let latent = try encode(images: [image], options: encodeOptions, progress: progress)[0]
         let zi = Slerp.norm(latent.embedding)
         let zd = direction.map { Float(Double($0) * zi) }                                                   // |z_i|·z_d
         let th = Self.thetas(options.frames, upTo: maxTheta)
         let embeds = try th.map { try Slerp.interpolate(latent.embedding, zd, $0) }
-        let frames = try decodeFrames(embeddings: embeds, latents: [[Float]](repeating: latent.noise, count: th.count),
+        let xT = [[Float]](repeating: latent.noise, count: th.count)
+        let frames: [PNGImage]
+        if let g = guidanceRamp {
+            frames = try decodeFrames(embeddings: embeds, latents: xT, guidances: th.map { 1 + (g - 1) * $0 / maxTheta },
                                       options: options, noise: noise, progress: progress)
+        } else {
+            frames = try decodeFrames(embeddings: embeds, latents: xT, options: options, noise: noise, progress: progress)
+        }
         return MorphResult(frames: frames, reconstructionPSNR: [Self.psnr(frames[0], try Self.asFrame(image, like: frames[0]))], thetas: th)
     }
 }
