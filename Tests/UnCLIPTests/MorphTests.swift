@@ -144,6 +144,19 @@ final class MorphTests: XCTestCase {
         XCTAssertEqual(diff.frames[0], morph.frames[0])
         XCTAssertEqual(diff.reconstructionPSNR[0], morph.reconstructionPSNR[0])
         XCTAssertNotEqual(diff.frames[2], diff.frames[0])
+        // the guidance ramp decodes frame 0 unguided (alone, so batch invariance makes it the same image) and guides the rest
+        let ramp = try pipe.textDiff(image: a, from: "a red circle", to: "a blue circle", maxTheta: 0.5, options: o, guidanceRamp: 4,
+                                     noise: SeededNoise(seed: 5))
+        XCTAssertEqual(ramp.frames[0], diff.frames[0])
+        XCTAssertNotEqual(ramp.frames[2], diff.frames[2])
+        // a partial inversion: every frame decodes from the sample at 60% of the schedule; frame 0 still reconstructs
+        let shallow = try pipe.textDiff(image: a, from: "a red circle", to: "a blue circle", maxTheta: 0.5, options: o,
+                                        inversionDepth: 0.6, noise: SeededNoise(seed: 5))
+        print("text diff frame 0 at inversion depth 0.6: \(String(format: "%.2f dB", shallow.reconstructionPSNR[0]))")
+        XCTAssertGreaterThanOrEqual(shallow.reconstructionPSNR[0], 25)
+        XCTAssertNotEqual(shallow.frames[2], shallow.frames[0])
+        XCTAssertThrowsError(try pipe.textDiff(image: a, from: nil, to: "x", maxTheta: 0.5, options: o, inversionDepth: 0, noise: SeededNoise(seed: 5)))
+        XCTAssertThrowsError(try pipe.textDiff(image: a, from: nil, to: "x", maxTheta: 0.5, options: o, guidanceRamp: 0.5, noise: SeededNoise(seed: 5)))
         XCTAssertThrowsError(try pipe.textDiff(image: a, from: "a red circle", to: "a red circle", maxTheta: 0.5, options: o, noise: SeededNoise(seed: 5)))
         XCTAssertThrowsError(try pipe.textDiff(image: a, from: nil, to: "x", maxTheta: 0, options: o, noise: SeededNoise(seed: 5)))
         o.frames = 1
@@ -168,6 +181,12 @@ final class MorphTests: XCTestCase {
         let text = try PNGText.read(path("df/frame-0002.png"))
         XCTAssertEqual(text.first { $0.key == "kind" }?.value, "text-diff")
         XCTAssertEqual(text.first { $0.key == "frame" }?.value, "3 of 3")
+        r = try runExecutable("unclip", ["textdiff", path("a.png"), "--to", "a blue circle", "--frames", "3", "--guidance-ramp", "3",
+                                         "--inversion-depth", "0.5", "-o", path("d2.png")] + fast)
+        XCTAssertEqual(r.code, 0, r.err)
+        let text2 = try PNGText.read(path("d2.png"))
+        XCTAssertEqual(text2.first { $0.key == "inversion depth" }?.value, "0.5")
+        XCTAssertEqual(text2.first { $0.key == "guidance ramp" }?.value, "3.0")
         r = try runExecutable("unclip", ["interpolate", path("a.png"), path("b.png"), "--frames", "2", "-o", path("i.png")] + fast)
         XCTAssertEqual(r.code, 0, r.err)
         r = try runExecutable("unclip", ["interpolate", "--from-prompt", "a red circle", "--to-prompt", "a blue square", "--frames", "2",
@@ -179,6 +198,10 @@ final class MorphTests: XCTestCase {
             (["textdiff", path("a.png"), "--to", "x", "--frames", "1", "-o", path("e.png")], 2),
             (["textdiff", path("a.png"), "--to", "x", "--max-theta", "0", "-o", path("e.png")], 2),
             (["textdiff", path("a.png"), "--to", "x", "--max-theta", "1.5", "-o", path("e.png")], 2),
+            (["textdiff", path("a.png"), "--to", "x", "--inversion-depth", "0", "-o", path("e.png")], 2),
+            (["textdiff", path("a.png"), "--to", "x", "--inversion-depth", "1.5", "-o", path("e.png")], 2),
+            (["textdiff", path("a.png"), "--to", "x", "--guidance-ramp", "0.5", "-o", path("e.png")], 2),
+            (["textdiff", path("a.png"), "--to", "x", "--guidance-ramp", "nan", "-o", path("e.png")], 2),
             (["textdiff", path("a.png"), "--from", "a red circle", "--to", "a red circle", "-o", path("e.png")], 2),
             (["textdiff", path("a.png"), "--to", " ", "-o", path("e.png")], 2),
             (["textdiff", path("a.png"), "--to", "x", "--fps", "0", "-o", path("e.png")], 2),

@@ -79,7 +79,9 @@ extension UnCLIPPipeline {
     }
 
     /// (z_i, x_T) of each image (any size: resized, antialiased, to the decoder's resolution), inverted as one batch.
-    public func encode(images: [PNGImage], options: MorphOptions, progress: ProgressHandler? = nil) throws -> [ImageLatent] {
+    /// `partialSteps`: invert only that many of the decoder's steps (the latent is then the sample at that step).
+    public func encode(images: [PNGImage], options: MorphOptions, partialSteps: Int? = nil,
+                       progress: ProgressHandler? = nil) throws -> [ImageLatent] {
         try stageModel.require(Self.decoderComponents + ["image_encoder", "feature_extractor"], for: "image inversion")
         let b = images.count
         let embeddings = try ImageEncoderStage(stageModel)(images)                                         // [B, E]
@@ -90,7 +92,7 @@ extension UnCLIPPipeline {
                                                         steps: options.generation.decoderSteps,
                                                         guidance: guided ? options.generation.decoderGuidance : nil,
                                                         options: MorphOptions.decoderDDIM, iterations: options.inversionIterations,
-                                                        progress: progress)                                 // [B, s, s, 3]
+                                                        partialSteps: partialSteps, progress: progress)                                 // [B, s, s, 3]
         let (e, per) = (embeddings.shape[1], noise.count / b)
         let z = embeddings.toArray()
         return (0..<b).map { ImageLatent(embedding: Array(z[($0 * e)..<(($0 + 1) * e)]), noise: Array(noise[($0 * per)..<(($0 + 1) * per)])) }
@@ -104,7 +106,7 @@ extension UnCLIPPipeline {
 
     /// Decodes frame k with decoder guidance `guidances[k]` (≤ 1: unguided; frames with the same scale share one
     /// batch) and upscales every frame with the same draws.
-    func decodeFrames(embeddings: [[Float]], latents: [[Float]], guidances: [Float], options: MorphOptions,
+    func decodeFrames(embeddings: [[Float]], latents: [[Float]], guidances: [Float], fromStep: Int = 0, options: MorphOptions,
                       noise: NoiseSource, progress: ProgressHandler?) throws -> [PNGImage] {
         let n = embeddings.count
         precondition(guidances.count == n && latents.count == n, "one guidance scale and one x_T per frame")
@@ -121,7 +123,7 @@ extension UnCLIPPipeline {
             let out = try DecoderStage(stageModel)(imageEmbeds: embeds, text: try emptyText(batch: idx.count, guided: guided),
                                                    settings: decoderSettings(o, guided: guided),
                                                    noise: try NoiseSet([NoiseSource](repeating: draws, count: idx.count), batch: idx.count),
-                                                   latents: idx.flatMap { latents[$0] }, progress: progress)  // [b, s, s, 3]
+                                                   latents: idx.flatMap { latents[$0] }, fromStep: fromStep, progress: progress)  // [b, s, s, 3]
             itemShape = Array(out.shape.dropFirst())
             let v = out.toArray(), per = v.count / idx.count
             for (j, k) in idx.enumerated() { small[k] = Array(v[(j * per)..<((j + 1) * per)]) }
@@ -132,18 +134,12 @@ extension UnCLIPPipeline {
         return try Self.toImages(final)
     }
 
-    /// Decodes one frame per (embedding, x_T) with DDIM and upscales each with the same draws.
+    /// Decodes one frame per (embedding, x_T) with DDIM at the options' guidance and upscales each with the same draws.
     func decodeFrames(embeddings: [[Float]], latents: [[Float]], options: MorphOptions, noise: NoiseSource,
                       progress: ProgressHandler?) throws -> [PNGImage] {
-        let n = embeddings.count
-        let guided = options.generation.decoderGuidance > 1
-        let shared = try Self.sharedNoise(noise, frames: n)
-        let embeds = try Tensor(shape: [n, embeddings[0].count], values: embeddings.flatMap { $0 })         // [N, E]
-        let small = try DecoderStage(stageModel)(imageEmbeds: embeds, text: try emptyText(batch: n, guided: guided),
-                                                 settings: decoderSettings(options, guided: guided), noise: shared,
-                                                 latents: latents.flatMap { $0 }, progress: progress)        // [N, s, s, 3]
-        let final = try SuperResStage(stageModel)(small, settings: options.generation.superRes, noise: shared, progress: progress)
-        return try Self.toImages(final)
+        try decodeFrames(embeddings: embeddings, latents: latents,
+                         guidances: [Float](repeating: options.generation.decoderGuidance, count: embeddings.count),
+                         options: options, noise: noise, progress: progress)
     }
 
     /// The input as the frames show it: resized to the output's size, RGB.
@@ -273,7 +269,8 @@ extension UnCLIPPipeline {
     /// `guidanceRamp` G > 1: the decoder's guidance rises with θ, from 1 at frame 0 (unguided, so it still
     /// reconstructs) to G at the last frame; the image is inverted unguided.
     public func textDiff(image: PNGImage, from: String?, to: String, maxTheta: Float, options: MorphOptions,
-                         guidanceRamp: Float? = nil, noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
+                         guidanceRamp: Float? = nil, inversionDepth: Float = 1, noise: NoiseSource,
+                         progress: ProgressHandler? = nil) throws -> MorphResult {
         try options.validate()
         guard maxTheta.isFinite, maxTheta > 0, maxTheta <= Self.maxTextDiffTheta else {
             throw UnCLIPError.invalidArgument(name: "max theta", detail: "\(maxTheta) must be in (0, \(Self.maxTextDiffTheta)]")
@@ -289,19 +286,31 @@ extension UnCLIPPipeline {
             }
             encodeOptions.generation.decoderGuidance = 1
         }
-        let latent = try encode(images: [image], options: encodeOptions, progress: progress)[0]
+        guard inversionDepth.isFinite, inversionDepth > 0, inversionDepth <= 1 else {
+            throw UnCLIPError.invalidArgument(name: "inversion depth", detail: "\(inversionDepth) must be in (0, 1]")
+        }
+        let steps = options.generation.decoderSteps
+        let partial = max(1, min(steps, Int((inversionDepth * Float(steps)).rounded())))
+        if partial < steps {
+            // the partial inversion's last timestep must be a timestep of the decoding schedule (true for DDIM's spacings)
+            let cfg = try stageModel.config("decoder_scheduler")
+            let inv = try DDIMInverseScheduler(config: cfg, options: MorphOptions.decoderDDIM).timesteps(steps)
+            let fwd = try DDIMScheduler(config: cfg, options: MorphOptions.decoderDDIM).timesteps(steps)
+            guard fwd[steps - partial] == inv[partial - 1] else {
+                throw UnCLIPError.invalidArgument(name: "inversion depth", detail: "the decoder's schedule does not pair inverse step \(partial) with a decoding step; use depth 1")
+            }
+        }
+        let latent = try encode(images: [image], options: encodeOptions, partialSteps: partial < steps ? partial : nil, progress: progress)[0]
         let zi = Slerp.norm(latent.embedding)
         let zd = direction.map { Float(Double($0) * zi) }                                                   // |z_i|·z_d
         let th = Self.thetas(options.frames, upTo: maxTheta)
         let embeds = try th.map { try Slerp.interpolate(latent.embedding, zd, $0) }
         let xT = [[Float]](repeating: latent.noise, count: th.count)
-        let frames: [PNGImage]
-        if let g = guidanceRamp {
-            frames = try decodeFrames(embeddings: embeds, latents: xT, guidances: th.map { 1 + (g - 1) * $0 / maxTheta },
+        // the ramp: 1 at frame 0 up to G at the last; else the options' guidance for every frame
+        let guidances = guidanceRamp.map { g in th.map { 1 + (g - 1) * $0 / maxTheta } }
+            ?? [Float](repeating: options.generation.decoderGuidance, count: th.count)
+        let frames = try decodeFrames(embeddings: embeds, latents: xT, guidances: guidances, fromStep: steps - partial,
                                       options: options, noise: noise, progress: progress)
-        } else {
-            frames = try decodeFrames(embeddings: embeds, latents: xT, options: options, noise: noise, progress: progress)
-        }
         return MorphResult(frames: frames, reconstructionPSNR: [Self.psnr(frames[0], try Self.asFrame(image, like: frames[0]))], thetas: th)
     }
 }

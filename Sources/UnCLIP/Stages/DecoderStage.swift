@@ -49,8 +49,11 @@ public struct DecoderStage {
     }
 
     /// `latents`: x_T [B, s, s, c] NHWC (default: the draw `decoder.latents` × init sigma). Returns [B, s, s, c] clamped.
+    /// `fromStep` > 0: `latents` is the sample at that step of the schedule (a partial inversion's output) and the loop
+    /// runs the steps after it.
     public func callAsFunction(imageEmbeds: Tensor, text: TextConditioning, settings: SamplingSettings, noise: NoiseSet,
-                               latents: [Float]? = nil, progress: ProgressHandler? = nil, onStep: StepHook? = nil) throws -> Tensor {
+                               latents: [Float]? = nil, fromStep: Int = 0, progress: ProgressHandler? = nil,
+                               onStep: StepHook? = nil) throws -> Tensor {
         try require(noise.batch == text.batch, "decoder", "noise for \(noise.batch) images, the batch has \(text.batch)")
         let m = try loadChecked(imageEmbeds: imageEmbeds, text: text, guidance: settings.guidance)
         let scheduler = try settings.sampler.scheduler(config: m.schedulerConfig)
@@ -63,10 +66,11 @@ public struct DecoderStage {
         try require(xT.count == b * s * s * c, "decoder", "initial latents: \(xT.count) values for \(b) × \(s)×\(s)×\(c)")
         let per = s * s * c
         let n = loop.timesteps.count
+        precondition((0..<n).contains(fromStep), "decoder: start step \(fromStep) outside the \(n)-step schedule")
         let x = try BatchChunks.run(batch: b, limit: settings.batchLimit(pixels: s * s), noise: noise) { k, chunks, r in
             let mr = try m.rows(r, of: text)
             return try loop.run(latents: Array(xT[(r.lowerBound * per)..<(r.upperBound * per)]), batch: r.count, noise: try noise.slice(r),
-                                images: r, progressIndex: { (k * n + $0 + 1, chunks * n) }) { input, t in
+                                steps: fromStep..<n, images: r, progressIndex: { (k * n + $0 + 1, chunks * n) }) { input, t in
                 try mr.denoise(input, timestep: t)
             }
         }
@@ -78,9 +82,11 @@ public struct DecoderStage {
     /// spacing, offset and set_alpha_to_one; eta does not apply). Regenerating from x_T with DDIM (eta 0) and the
     /// same conditioning approximately reconstructs the image.
     /// `iterations` > 1: fixed-point refinement of every inversion step (`DenoisingLoop.fixedPointIterations`).
+    /// `partialSteps`: only the first that many inverse steps (the sample at an intermediate timestep, for a decode that
+    /// starts there: `fromStep` = steps − partialSteps).
     public func invert(image: Tensor, imageEmbeds: Tensor, text: TextConditioning, steps: Int, guidance: Float?,
-                       options: DDIMScheduler.Options = .init(), iterations: Int = 1, progress: ProgressHandler? = nil,
-                       onStep: StepHook? = nil) throws -> [Float] {
+                       options: DDIMScheduler.Options = .init(), iterations: Int = 1, partialSteps: Int? = nil,
+                       progress: ProgressHandler? = nil, onStep: StepHook? = nil) throws -> [Float] {
         let m = try loadChecked(imageEmbeds: imageEmbeds, text: text, guidance: guidance)
         let (s, c, b) = (m.sampleSize, m.channels, text.batch)
         try require(image.shape == [b, s, s, c], "decoder inversion", "image \(image.shape), the decoder makes \([b, s, s, c])")
@@ -88,7 +94,9 @@ public struct DecoderStage {
         var loop = try DenoisingLoop(stage: "decoder_inversion", scheduler: scheduler, steps: steps, guidance: guidance,
                                      itemShape: [s, s, c], noiseShape: [c, s, s], progress: progress, onStep: onStep)
         loop.fixedPointIterations = iterations
-        return try loop.run(latents: image.toArray(), batch: b, noise: try NoiseSet([SeededNoise(seed: 0)], batch: b)) { input, t in
+        let k = partialSteps ?? loop.timesteps.count
+        precondition((1...loop.timesteps.count).contains(k), "decoder inversion: \(k) of \(loop.timesteps.count) steps")
+        return try loop.run(latents: image.toArray(), batch: b, noise: try NoiseSet([SeededNoise(seed: 0)], batch: b), steps: 0..<k) { input, t in
             try m.denoise(input, timestep: t)
         }
     }
