@@ -10,6 +10,10 @@ mkdir -p "$out"
 "$unclip" generate "a small purple circle" -o "$out/textdiff-source.png" --seed 910200000 -q
 "$unclip" textdiff "$out/textdiff-source.png" --from "a small purple circle" --to "a small blue circle" --frames 8 \
     --fps 4 --bounce -o "$out/textdiff.png" --seed 1 -q
+# a shape text diff: a red square turned towards "a large red circle" (validation case 1 of morph_bench.py)
+"$unclip" generate "a large red square" -o "$out/textdiff-shape-source.png" --seed 910200032 -q
+"$unclip" textdiff "$out/textdiff-shape-source.png" --from "a large red square" --to "a large red circle" --frames 8 \
+    --fps 4 --bounce -o "$out/textdiff-shape.png" --seed 910200063 -q
 # an interpolation between two generated scenes (inverted latents: the end frames are the inputs)
 "$unclip" generate "a red circle" -o "$out/interpolate-a.png" --seed 1 -q
 "$unclip" generate "a large blue square" -o "$out/interpolate-b.png" --seed 2 -q
