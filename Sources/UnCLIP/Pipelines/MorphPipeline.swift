@@ -63,8 +63,12 @@ final class SharedDraws: NoiseSource {
 extension UnCLIPPipeline {
     /// `frames` draws that are all the same (`SharedDraws` over `noise`).
     static func sharedNoise(_ noise: NoiseSource, frames: Int) throws -> NoiseSet {
-        let shared = SharedDraws(noise)
-        return try NoiseSet([NoiseSource](repeating: shared, count: frames), batch: frames)
+        try sharedNoise(SharedDraws(noise), frames: frames)
+    }
+
+    /// `frames` images that all replay `draws` (one SharedDraws can serve several stages' batches).
+    static func sharedNoise(_ draws: SharedDraws, frames: Int) throws -> NoiseSet {
+        try NoiseSet([NoiseSource](repeating: draws, count: frames), batch: frames)
     }
 
     /// The empty prompt's conditioning for `batch` frames (the decoder is conditioned on the embedding alone, as in
@@ -122,7 +126,7 @@ extension UnCLIPPipeline {
             let embeds = try Tensor(shape: [idx.count, embeddings[0].count], values: idx.flatMap { embeddings[$0] })   // [b, E]
             let out = try DecoderStage(stageModel)(imageEmbeds: embeds, text: try emptyText(batch: idx.count, guided: guided),
                                                    settings: decoderSettings(o, guided: guided),
-                                                   noise: try NoiseSet([NoiseSource](repeating: draws, count: idx.count), batch: idx.count),
+                                                   noise: try Self.sharedNoise(draws, frames: idx.count),
                                                    latents: idx.flatMap { latents[$0] }, fromStep: fromStep, progress: progress)  // [b, s, s, 3]
             itemShape = Array(out.shape.dropFirst())
             let v = out.toArray(), per = v.count / idx.count
@@ -130,7 +134,7 @@ extension UnCLIPPipeline {
         }
         let all = try Tensor(shape: [n] + itemShape, values: small.flatMap { $0 })                          // [N, s, s, 3]
         let final = try SuperResStage(stageModel)(all, settings: options.generation.superRes,
-                                                  noise: try NoiseSet([NoiseSource](repeating: draws, count: n), batch: n), progress: progress)
+                                                  noise: try Self.sharedNoise(draws, frames: n), progress: progress)
         return try Self.toImages(final)
     }
 
