@@ -159,6 +159,16 @@ final class MorphTests: XCTestCase {
         XCTAssertThrowsError(try pipe.textDiff(image: a, from: nil, to: "x", maxTheta: 0.5, options: o, guidanceRamp: 0.5, noise: SeededNoise(seed: 5)))
         XCTAssertThrowsError(try pipe.textDiff(image: a, from: "a red circle", to: "a red circle", maxTheta: 0.5, options: o, noise: SeededNoise(seed: 5)))
         XCTAssertThrowsError(try pipe.textDiff(image: a, from: nil, to: "x", maxTheta: 0, options: o, noise: SeededNoise(seed: 5)))
+        // interpolation from partially inverted latents: the ends still reconstruct, the middle is neither input
+        let partial = try pipe.interpolate(a, b, latents: .inverted, options: o, inversionDepth: 0.75, noise: SeededNoise(seed: 5))
+        print("interpolation end frames at inversion depth 0.75: \(partial.reconstructionPSNR.map { String(format: "%.2f dB", $0) })")
+        for p in partial.reconstructionPSNR { XCTAssertGreaterThanOrEqual(p, 25) }
+        XCTAssertNotEqual(partial.frames[0], morph.frames[0])    // decoded from another sample: not the full inversion's frame
+        XCTAssertLessThan(UnCLIPPipeline.psnr(partial.frames[1], a), 25)
+        XCTAssertLessThan(UnCLIPPipeline.psnr(partial.frames[1], b), 25)
+        XCTAssertThrowsError(try pipe.interpolate(a, b, latents: .fixed, options: o, inversionDepth: 0.5, noise: SeededNoise(seed: 5)))
+        XCTAssertThrowsError(try pipe.interpolate(a, b, latents: .inverted, options: o, inversionDepth: 0, noise: SeededNoise(seed: 5)))
+        XCTAssertThrowsError(try pipe.interpolate(a, b, latents: .inverted, options: o, inversionDepth: .nan, noise: SeededNoise(seed: 5)))
         o.frames = 1
         XCTAssertThrowsError(try pipe.interpolate(a, b, latents: .fixed, options: o, noise: SeededNoise(seed: 5)))
     }
@@ -189,6 +199,15 @@ final class MorphTests: XCTestCase {
         XCTAssertEqual(text2.first { $0.key == "guidance ramp" }?.value, "3.0")
         r = try runExecutable("unclip", ["interpolate", path("a.png"), path("b.png"), "--frames", "2", "-o", path("i.png")] + fast)
         XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertEqual(try PNGText.read(path("i.png")).first { $0.key == "inversion depth" }?.value, "0.75")   // the CLI default
+        r = try runExecutable("unclip", ["interpolate", path("a.png"), path("b.png"), "--frames", "2", "--inversion-depth", "1",
+                                         "-o", path("i1.png")] + fast)
+        XCTAssertEqual(r.code, 0, r.err)
+        XCTAssertNil(try PNGText.read(path("i1.png")).first { $0.key == "inversion depth" })
+        XCTAssertNotEqual(try PNGImage.read(path("i.png")), try PNGImage.read(path("i1.png")))
+        r = try runExecutable("unclip", ["interpolate", path("a.png"), path("b.png"), "--frames", "2", "--latents", "fixed",
+                                         "-o", path("i2.png")] + fast)   // the default depth applies to inverted latents only
+        XCTAssertEqual(r.code, 0, r.err)
         r = try runExecutable("unclip", ["interpolate", "--from-prompt", "a red circle", "--to-prompt", "a blue square", "--frames", "2",
                                          "--prior-steps", "3", "-o", path("p.png")] + fast)
         XCTAssertEqual(r.code, 0, r.err)
@@ -210,6 +229,10 @@ final class MorphTests: XCTestCase {
             (["interpolate", path("a.png"), path("b.png"), "--frames", "\(MorphOptions.maxFrames + 1)", "-o", path("e.png")], 2),
             (["interpolate", "--from-prompt", "a", "-o", path("e.png")], 2),
             (["interpolate", path("a.png"), path("b.png"), "--prior-steps", "5", "-o", path("e.png")], 2),
+            (["interpolate", path("a.png"), path("b.png"), "--inversion-depth", "0", "-o", path("e.png")], 2),
+            (["interpolate", path("a.png"), path("b.png"), "--inversion-depth", "1.5", "-o", path("e.png")], 2),
+            (["interpolate", path("a.png"), path("b.png"), "--latents", "fixed", "--inversion-depth", "0.5", "-o", path("e.png")], 2),
+            (["interpolate", "--from-prompt", "a", "--to-prompt", "b", "--inversion-depth", "0.5", "-o", path("e.png")], 2),
             (["interpolate", path("a.png"), path("b.png"), "--from-prompt", "a", "--to-prompt", "b", "-o", path("e.png")], 2),
             (["textdiff", path("x.png"), "--to", "x", "-o", path("e.png")], 1),
             (["interpolate", path("a.png"), path("missing.png"), "-o", path("e.png")], 1),

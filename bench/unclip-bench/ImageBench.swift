@@ -54,7 +54,7 @@ enum ImageBench {
         var current = ""
         resetPeak()
         var begin = Mark.now()
-        _ = try pipe.generate(prompt: prompt, options: options, noise: SeededNoise(seed: seed)) { stage, step, _ in
+        let result = try pipe.generate(prompt: prompt, options: options, noise: SeededNoise(seed: seed)) { stage, step, _ in
             let now = Mark.now()
             if stage != current {
                 if !stages.isEmpty { stages[stages.count - 1].peak = status("VmHWM") }
@@ -84,17 +84,30 @@ enum ImageBench {
         let out = JSON.object([("plan", .string(plan.rawValue)), ("conv", .string(Runtime.convAlgorithm.rawValue)), ("seconds", num(end.t - start.t)), ("peak_rss_mb", num(peak)),
                                ("read_mb", num((end.readBytes - start.readBytes) / 1e6)), ("gmac", num((end.macs - start.macs) / 1e9)),
                                ("stages", .array(rows))])
+        try result.images[0].write(json + ".png")     // the image, for the parent's comparisons
         try AtomicFile.write(Data(out.text.utf8), to: json)
     }
 
     // MARK: parent: the runs, the peers, the table
 
     struct Run {
-        let label: String
+        var label: String
         let limitMB: Int?
         let record: JSON?
         let failure: String?
         let cgroupMaxMB: Double?
+        var image: PNGImage? = nil
+        /// The path's instruction peak measured just before the run, at its thread count (the host's speed drifts).
+        var peak: Double? = nil
+        var threads: Int? = nil
+    }
+
+    /// The peak of the instruction the engine's path runs for this weight type: AVX-512 hosts vpdpbusd / zmm FMA,
+    /// AVX2 hosts vpmaddwd / ymm FMA (the AVX-512 probes would die on their first instruction there).
+    static func measuredPeak(q8: Bool, threads: Int) -> (gops: Double, name: String) {
+        let zmm = ck_isa_supported(CK_ISA_AVX512) != 0, t = Int32(threads)
+        let g = q8 ? (zmm ? cpk_vnni_zmm(t, 0.5) : cpk_madd_ymm(t, 0.5)) : (zmm ? cpk_fma_f32_zmm(t, 0.5) : cpk_fma_f32_ymm(t, 0.5))
+        return (g, q8 ? (zmm ? "OPS (VNNI vpdpbusd zmm)" : "OPS (vpmaddwd ymm)") : (zmm ? "FLOP/s (FMA zmm)" : "FLOP/s (FMA ymm)"))
     }
 
     static let cgroupRoot = "/sys/fs/cgroup/memory"
@@ -102,9 +115,10 @@ enum ImageBench {
     /// One engine run in a child process, inside a fresh memory cgroup when `limitMB` is set (page cache dropped
     /// first, so the weights' pages are charged to that cgroup as they are read).
     static func engineRun(model: String, plan: MemoryPlan, limitMB: Int?, threads: Int, seed: UInt64) throws -> Run {
-        let label = "unclip q8 (\(plan.rawValue))" + (limitMB.map { ", cgroup \($0) MiB" } ?? "")
+        let type = try ModelFile(path: model).weightType
+        let label = "unclip \(type.rawValue) (\(plan.rawValue))" + (limitMB.map { ", cgroup \($0) MiB" } ?? "")
         let tmp = NSTemporaryDirectory() + "unclip-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
-        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        defer { try? FileManager.default.removeItem(atPath: tmp); try? FileManager.default.removeItem(atPath: tmp + ".png") }
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
         var args = [me, "image", "-m", model, "--child-json", tmp, "--plan", plan.rawValue, "--seed", String(seed), "--threads", String(threads)]
         var cg: String? = nil
@@ -138,7 +152,8 @@ enum ImageBench {
             return Run(label: label, limitMB: limitMB, record: nil, failure: why, cgroupMaxMB: cgMax)
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: tmp))
-        return Run(label: label, limitMB: limitMB, record: try JSON.parse(Array(data)), failure: nil, cgroupMaxMB: cgMax)
+        return Run(label: label, limitMB: limitMB, record: try JSON.parse(Array(data)), failure: nil, cgroupMaxMB: cgMax,
+                   image: try? PNGImage.read(tmp + ".png"), threads: threads)
     }
 
     /// diffusers' UnCLIPPipeline on the hub folder (weights-tools/reference/time_diffusers_image.py).
@@ -152,28 +167,35 @@ enum ImageBench {
         return Run(label: label, limitMB: nil, record: j, failure: nil, cgroupMaxMB: nil)
     }
 
-    static func run(model: String, diffusers: String?, plans: [MemoryPlan], limits: [Int], threadCounts: [Int], seed: UInt64,
-                    json: String?, markdown: String?) throws {
+    static func run(model: String, f32Model: String?, diffusers: String?, plans: [MemoryPlan], limits: [Int], threadCounts: [Int],
+                    seed: UInt64, json: String?, markdown: String?) throws {
         let threads = threadCounts.max() ?? Runtime.threads
-        // the peak of the instruction the engine's path runs: AVX-512 hosts vpdpbusd / zmm FMA, AVX2 hosts
-        // vpmaddwd / ymm FMA (the AVX-512 probes would die on their first instruction there)
         let m = try ModelFile(path: model)
-        let zmm = ck_isa_supported(CK_ISA_AVX512) != 0, q8 = m.weightType == .q8
-        let peak = q8 ? (zmm ? cpk_vnni_zmm(Int32(threads), 0.5) : cpk_madd_ymm(Int32(threads), 0.5))
-                      : (zmm ? cpk_fma_f32_zmm(Int32(threads), 0.5) : cpk_fma_f32_ymm(Int32(threads), 0.5))
-        let peakName = q8 ? (zmm ? "OPS (VNNI vpdpbusd zmm)" : "OPS (vpmaddwd ymm)") : (zmm ? "FLOP/s (FMA zmm)" : "FLOP/s (FMA ymm)")
+        let q8 = m.weightType == .q8
+        let (peak, peakName) = measuredPeak(q8: q8, threads: threads)
         var runs: [Run] = []
         func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+        /// An unconstrained engine run with the path's peak measured just before it, at its thread count.
+        func measured(_ path: String, plan: MemoryPlan, threads t: Int) throws -> Run {
+            let p = measuredPeak(q8: try ModelFile(path: path).weightType == .q8, threads: t).gops
+            var r = try engineRun(model: path, plan: plan, limitMB: nil, threads: t, seed: seed)
+            r.peak = p
+            if t != threads { r.label += ", \(t) thread" }
+            return r
+        }
         for plan in plans {
             for t in threadCounts.sorted(by: >) {
                 log("unclip-bench image: engine, plan \(plan.rawValue), \(t) thread\(t == 1 ? "" : "s") …")
-                let r = try engineRun(model: model, plan: plan, limitMB: nil, threads: t, seed: seed)
-                runs.append(t == threads ? r : Run(label: r.label + ", \(t) thread", limitMB: nil, record: r.record, failure: r.failure, cgroupMaxMB: nil))
+                runs.append(try measured(model, plan: plan, threads: t))
             }
         }
         for mb in limits {
             log("unclip-bench image: engine in a \(mb) MiB memory cgroup …")
             runs.append(try engineRun(model: model, plan: plans.first ?? .small, limitMB: mb, threads: threads, seed: seed))
+        }
+        if let f32Model {
+            log("unclip-bench image: the f32 file \(f32Model), \(threads) threads …")
+            runs.append(try measured(f32Model, plan: plans.first ?? .small, threads: threads))
         }
         if let dir = diffusers {
             for dtype in ["float32", "bfloat16"] {
@@ -181,7 +203,7 @@ enum ImageBench {
                 runs.append(try diffusersRun(dir: dir, dtype: dtype, threads: threads, seed: seed))
             }
         }
-        // The table: whole image, then per stage of the first engine run.
+        // The table: whole image, then per stage of each unconstrained engine run.
         let base = runs.first?.record?["seconds"]?.double
         let peerF32 = runs.first(where: { $0.label == "diffusers float32" })?.record?["seconds"]?.double
         let peerBF16 = runs.first(where: { $0.label == "diffusers bfloat16" })?.record?["seconds"]?.double
@@ -198,27 +220,58 @@ enum ImageBench {
             let r32 = peerF32.map { String(format: "%.2f×", $0 / s) } ?? "–", r16 = peerBF16.map { String(format: "%.2f×", $0 / s) } ?? "–"
             md += "| \(r.label) | \(String(format: "%.1f", s)) | \(String(format: "%.0f", rss))\(r.cgroupMaxMB.map { String(format: " (cgroup max %.0f)", $0) } ?? "") | \(read) | \(r32) | \(r16) |\n"
         }
-        if let first = runs.first?.record, let stages = first["stages"]?.array {
-            md += "\n\(runs[0].label), per stage (the stage's wall time includes mapping its weights; s/step is the steady step):\n\n"
+        for r in runs where r.peak != nil {
+            guard let stages = r.record?["stages"]?.array, let p = r.peak else { continue }
+            md += "\n\(r.label), per stage (the stage's wall time includes mapping its weights; s/step is the steady step; "
+                + "peak measured just before the run at its \(r.threads ?? threads) thread\((r.threads ?? threads) == 1 ? "" : "s"): \(String(format: "%.0f", p)) G):\n\n"
             md += "| stage | s | steps | s/step | GOPS | of peak | peak RSS MB | minor faults | major faults | read MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             for st in stages {
                 let s = st["seconds"]?.double ?? 0, gops = 2 * (st["gmac"]?.double ?? 0) / max(s, 1e-9)
                 md += "| \(st["stage"]?.string ?? "?") | \(String(format: "%.1f", s)) | \(Int(st["steps"]?.double ?? 0)) | "
-                    + "\(String(format: "%.2f", st["seconds_per_step"]?.double ?? 0)) | \(String(format: "%.0f", gops)) | \(String(format: "%.0f%%", 100 * gops / peak)) | "
+                    + "\(String(format: "%.2f", st["seconds_per_step"]?.double ?? 0)) | \(String(format: "%.0f", gops)) | \(String(format: "%.0f%%", 100 * gops / p)) | "
                     + "\(String(format: "%.0f", st["peak_rss_mb"]?.double ?? 0)) | \(Int(st["minor_faults"]?.double ?? 0)) | "
                     + "\(Int(st["major_faults"]?.double ?? 0)) | \(String(format: "%.0f", st["read_mb"]?.double ?? 0)) |\n"
             }
         }
-        if threadCounts.count > 1, let base {
-            for r in runs where r.label.hasSuffix(" thread") { if let s = r.record?["seconds"]?.double { md += "\nThread scaling: 1 → \(threads) threads \(String(format: "%.2f×", s / base)).\n" } }
+        var comparisons: [(String, JSON)] = []
+        if threadCounts.count > 1, let base, let first = runs.first {
+            for r in runs where r.label.hasSuffix(" thread") {
+                guard let s = r.record?["seconds"]?.double else { continue }
+                md += "\nThread scaling: 1 → \(threads) threads \(String(format: "%.2f×", s / base)) (whole image)"
+                var perStage: [(String, JSON)] = []
+                if let one = r.record?["stages"]?.array, let many = first.record?["stages"]?.array {
+                    for (a, b) in zip(one, many) {
+                        guard let name = a["stage"]?.string, let sa = a["seconds_per_step"]?.double, let sb = b["seconds_per_step"]?.double, sb > 0 else { continue }
+                        md += "; \(name) \(String(format: "%.2f×", sa / sb)) per step"
+                        perStage.append((name, num(sa / sb)))
+                    }
+                }
+                if let p1 = r.peak, let pn = first.peak { md += "; the instruction peak \(String(format: "%.2f×", pn / p1))" }
+                if let a = r.image, let b = first.image {
+                    let same = a.pixels == b.pixels
+                    md += "; the \(threads)-thread image \(same ? "equals" : "differs from") the 1-thread one"
+                    comparisons.append(("threads_same_image", .bool(same)))
+                }
+                md += ".\n"
+                comparisons.append(("thread_scaling", num(s / base)))
+                comparisons.append(("thread_scaling_per_step", .object(perStage)))
+            }
+        }
+        if f32Model != nil, let q = runs.first(where: { $0.peak != nil && $0.threads == threads })?.image,
+           let f = runs.last(where: { $0.label.hasPrefix("unclip f32") })?.image, q.width == f.width, q.height == f.height {
+            let db = UnCLIPPipeline.psnr(q, f)
+            md += "\nq8 against f32, the same noise (seed \(seed)): PSNR \(String(format: "%.2f", db)) dB over the final \(q.width)×\(q.height) image.\n"
+            comparisons.append(("q8_vs_f32_psnr_db", db.isFinite ? num(db) : .string("inf")))
         }
         print(md)
         let out = JSON.object([("model", .string(model)), ("weight_type", .string(m.weightType.rawValue)), ("threads", num(Double(threads))),
                                ("seed", num(Double(seed))), ("peak_gops", num(peak)), ("peak_instruction", .string(peakName)),
+                               ("comparisons", .object(comparisons)),
                                ("runs", .array(runs.map { r in
                                    .object([("label", .string(r.label)), ("limit_mb", r.limitMB.map { num(Double($0)) } ?? .null),
                                             ("failure", r.failure.map { .string($0) } ?? .null),
-                                            ("cgroup_max_mb", r.cgroupMaxMB.map { num($0) } ?? .null), ("result", r.record ?? .null)])
+                                            ("cgroup_max_mb", r.cgroupMaxMB.map { num($0) } ?? .null),
+                                            ("peak_gops_before", r.peak.map { num($0) } ?? .null), ("result", r.record ?? .null)])
                                }))])
         if let json { try AtomicFile.write(Data(out.text.utf8), to: json) }
         if let markdown { try AtomicFile.write(Data(md.utf8), to: markdown) }

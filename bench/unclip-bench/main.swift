@@ -92,6 +92,7 @@ struct Image: ParsableCommand {
     @Option(name: .customLong("memory-limit"), help: ArgumentHelp("Also run inside a cgroup-v1 memory limit of this many MiB (repeat for several; root; drops the page cache first).", valueName: "MiB")) var limits: [Int] = []
     @Option(name: .customLong("plan"), help: ArgumentHelp("Memory plan(s) of the unconstrained runs: small, fast (repeat for both; default small).", valueName: "plan")) var plans: [String] = []
     @Flag(help: "Also run on one thread (thread scaling 1 → n).") var scaling = false
+    @Option(name: .customLong("f32-model"), help: ArgumentHelp("The same model stored in f32 (unclip-weights convert --type f32): also run it and report the q8-vs-f32 PSNR of the two images (same noise).", valueName: "f32.gguf")) var f32Model: String?
     @Option(help: ArgumentHelp("The noise seed.", valueName: "n")) var seed: UInt64 = 1
     @Option(help: .hidden) var childJson: String?
     @OptionGroup var output: BenchOutput
@@ -155,7 +156,7 @@ if let image = parsed as? Image {
             try ImageBench.child(model: image.model, plan: MemoryPlan(rawValue: image.plans.first ?? "small")!, seed: image.seed, json: child)
         } else {
             let plans = image.plans.isEmpty ? [MemoryPlan.small] : image.plans.map { MemoryPlan(rawValue: $0)! }
-            try ImageBench.run(model: image.model, diffusers: image.diffusers, plans: plans, limits: image.limits,
+            try ImageBench.run(model: image.model, f32Model: image.f32Model, diffusers: image.diffusers, plans: plans, limits: image.limits,
                                threadCounts: image.scaling ? [1, opts.threads] : [opts.threads], seed: image.seed,
                                json: opts.json, markdown: opts.markdown)
         }

@@ -170,6 +170,25 @@ extension UnCLIPPipeline {
         (0..<frames).map { maxTheta * Float($0) / Float(frames - 1) }
     }
 
+    /// How many of the decoder's `steps` an inversion of `depth` ∈ (0, 1] runs (rounded, at least 1). Below `steps`
+    /// the frames decode from step `steps − partial`, so the partial inversion's last timestep must be a timestep of
+    /// the decoding schedule (true for DDIM's spacings; checked).
+    func partialInversionSteps(depth: Float, steps: Int) throws -> Int {
+        guard depth.isFinite, depth > 0, depth <= 1 else {
+            throw UnCLIPError.invalidArgument(name: "inversion depth", detail: "\(depth) must be in (0, 1]")
+        }
+        let partial = max(1, min(steps, Int((depth * Float(steps)).rounded())))
+        if partial < steps {
+            let cfg = try stageModel.config("decoder_scheduler")
+            let inv = try DDIMInverseScheduler(config: cfg, options: MorphOptions.decoderDDIM).timesteps(steps)
+            let fwd = try DDIMScheduler(config: cfg, options: MorphOptions.decoderDDIM).timesteps(steps)
+            guard fwd[steps - partial] == inv[partial - 1] else {
+                throw UnCLIPError.invalidArgument(name: "inversion depth", detail: "the decoder's schedule does not pair inverse step \(partial) with a decoding step; use depth 1")
+            }
+        }
+        return partial
+    }
+
     /// How the x_T of an image interpolation's frames is chosen.
     public enum InterpolationLatents: String, Sendable, CaseIterable {
         /// slerp of the two images' inverted latents: the end frames reconstruct the inputs
@@ -179,11 +198,19 @@ extension UnCLIPPipeline {
     }
 
     /// Frames from image `a` to image `b`: z = slerp(z_a, z_b, θ), x_T by `latents`.
+    ///
+    /// `inversionDepth` < 1 (inverted latents only): both images are inverted through that fraction of the decoder's
+    /// steps, the frames slerp those intermediate samples and decode the remaining steps.
     public func interpolate(_ a: PNGImage, _ b: PNGImage, latents: InterpolationLatents, options: MorphOptions,
-                            noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
+                            inversionDepth: Float = 1, noise: NoiseSource, progress: ProgressHandler? = nil) throws -> MorphResult {
         try options.validate()
         try checkSchedules(options.generation, prior: false)
-        let encoded = try encode(images: [a, b], options: options, progress: progress)
+        let steps = options.generation.decoderSteps
+        let partial = try partialInversionSteps(depth: inversionDepth, steps: steps)
+        guard partial == steps || latents == .inverted else {
+            throw UnCLIPError.invalidArgument(name: "inversion depth", detail: "a partial inversion needs inverted latents (got \(latents.rawValue))")
+        }
+        let encoded = try encode(images: [a, b], options: options, partialSteps: partial < steps ? partial : nil, progress: progress)
         let (la, lb) = (encoded[0], encoded[1])
         let th = Self.thetas(options.frames)
         let embeds = try th.map { try Slerp.interpolate(la.embedding, lb.embedding, $0) }
@@ -197,7 +224,9 @@ extension UnCLIPPipeline {
             let sigma = try options.generation.sampler.scheduler(config: try stageModel.config("decoder_scheduler")).initNoiseSigma
             xT = [[Float]](repeating: z.map { $0 * sigma }, count: th.count)
         }
-        let frames = try decodeFrames(embeddings: embeds, latents: xT, options: options, noise: noise, progress: progress)
+        let frames = try decodeFrames(embeddings: embeds, latents: xT,
+                                      guidances: [Float](repeating: options.generation.decoderGuidance, count: th.count),
+                                      fromStep: steps - partial, options: options, noise: noise, progress: progress)
         let ends = [Self.psnr(frames[0], try Self.asFrame(a, like: frames[0])), Self.psnr(frames[frames.count - 1], try Self.asFrame(b, like: frames[0]))]
         return MorphResult(frames: frames, reconstructionPSNR: ends, thetas: th)
     }
@@ -290,20 +319,8 @@ extension UnCLIPPipeline {
             }
             encodeOptions.generation.decoderGuidance = 1
         }
-        guard inversionDepth.isFinite, inversionDepth > 0, inversionDepth <= 1 else {
-            throw UnCLIPError.invalidArgument(name: "inversion depth", detail: "\(inversionDepth) must be in (0, 1]")
-        }
         let steps = options.generation.decoderSteps
-        let partial = max(1, min(steps, Int((inversionDepth * Float(steps)).rounded())))
-        if partial < steps {
-            // the partial inversion's last timestep must be a timestep of the decoding schedule (true for DDIM's spacings)
-            let cfg = try stageModel.config("decoder_scheduler")
-            let inv = try DDIMInverseScheduler(config: cfg, options: MorphOptions.decoderDDIM).timesteps(steps)
-            let fwd = try DDIMScheduler(config: cfg, options: MorphOptions.decoderDDIM).timesteps(steps)
-            guard fwd[steps - partial] == inv[partial - 1] else {
-                throw UnCLIPError.invalidArgument(name: "inversion depth", detail: "the decoder's schedule does not pair inverse step \(partial) with a decoding step; use depth 1")
-            }
-        }
+        let partial = try partialInversionSteps(depth: inversionDepth, steps: steps)
         let latent = try encode(images: [image], options: encodeOptions, partialSteps: partial < steps ? partial : nil, progress: progress)[0]
         let zi = Slerp.norm(latent.embedding)
         let zd = direction.map { Float(Double($0) * zi) }                                                   // |z_i|·z_d
