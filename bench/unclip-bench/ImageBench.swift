@@ -168,7 +168,7 @@ enum ImageBench {
     }
 
     static func run(model: String, f32Model: String?, diffusers: String?, plans: [MemoryPlan], limits: [Int], threadCounts: [Int],
-                    seed: UInt64, json: String?, markdown: String?) throws {
+                    seed: UInt64, imagesDir: String?, json: String?, markdown: String?) throws {
         let threads = threadCounts.max() ?? Runtime.threads
         let m = try ModelFile(path: model)
         let q8 = m.weightType == .q8
@@ -273,6 +273,13 @@ enum ImageBench {
                                             ("cgroup_max_mb", r.cgroupMaxMB.map { num($0) } ?? .null),
                                             ("peak_gops_before", r.peak.map { num($0) } ?? .null), ("result", r.record ?? .null)])
                                }))])
+        if let dir = imagesDir {
+            for (i, r) in runs.enumerated() {
+                guard let image = r.image else { continue }
+                let name = r.label.map { $0.isLetter || $0.isNumber ? $0 : "-" }.split(separator: "-").joined(separator: "-")
+                try image.write((dir as NSString).appendingPathComponent(String(format: "%02d-", i) + name + ".png"))
+            }
+        }
         if let json { try AtomicFile.write(Data(out.text.utf8), to: json) }
         if let markdown { try AtomicFile.write(Data(md.utf8), to: markdown) }
     }

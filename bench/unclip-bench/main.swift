@@ -93,6 +93,7 @@ struct Image: ParsableCommand {
     @Option(name: .customLong("plan"), help: ArgumentHelp("Memory plan(s) of the unconstrained runs: small, fast (repeat for both; default small).", valueName: "plan")) var plans: [String] = []
     @Flag(help: "Also run on one thread (thread scaling 1 → n).") var scaling = false
     @Option(name: .customLong("f32-model"), help: ArgumentHelp("The same model stored in f32 (unclip-weights convert --type f32): also run it and report the q8-vs-f32 PSNR of the two images (same noise).", valueName: "f32.gguf")) var f32Model: String?
+    @Option(name: .customLong("images"), help: ArgumentHelp("Write each engine run's image into this folder (it must exist).", valueName: "dir")) var imagesDir: String?
     @Option(help: ArgumentHelp("The noise seed.", valueName: "n")) var seed: UInt64 = 1
     @Option(help: .hidden) var childJson: String?
     @OptionGroup var output: BenchOutput
@@ -100,6 +101,10 @@ struct Image: ParsableCommand {
     func validate() throws {
         for l in limits where !(64...1 << 20).contains(l) { throw ValidationError("--memory-limit must be 64...1048576 MiB, got \(l)") }
         for p in plans where MemoryPlan(rawValue: p) == nil { throw ValidationError("--plan must be small or fast, got '\(p)'") }
+        var isDir: ObjCBool = false
+        if let d = imagesDir, !(FileManager.default.fileExists(atPath: d, isDirectory: &isDir) && isDir.boolValue) {
+            throw ValidationError("--images must be an existing folder, got '\(d)'")
+        }
     }
 
     var options: Options {
@@ -157,7 +162,7 @@ if let image = parsed as? Image {
         } else {
             let plans = image.plans.isEmpty ? [MemoryPlan.small] : image.plans.map { MemoryPlan(rawValue: $0)! }
             try ImageBench.run(model: image.model, f32Model: image.f32Model, diffusers: image.diffusers, plans: plans, limits: image.limits,
-                               threadCounts: image.scaling ? [1, opts.threads] : [opts.threads], seed: image.seed,
+                               threadCounts: image.scaling ? [1, opts.threads] : [opts.threads], seed: image.seed, imagesDir: image.imagesDir,
                                json: opts.json, markdown: opts.markdown)
         }
     } catch {
