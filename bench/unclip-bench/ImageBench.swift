@@ -114,8 +114,7 @@ enum ImageBench {
 
     /// One engine run in a child process, inside a fresh memory cgroup when `limitMB` is set (page cache dropped
     /// first, so the weights' pages are charged to that cgroup as they are read).
-    static func engineRun(model: String, plan: MemoryPlan, limitMB: Int?, threads: Int, seed: UInt64) throws -> Run {
-        let type = try ModelFile(path: model).weightType
+    static func engineRun(model: String, type: WeightType, plan: MemoryPlan, limitMB: Int?, threads: Int, seed: UInt64) throws -> Run {
         let label = "unclip \(type.rawValue) (\(plan.rawValue))" + (limitMB.map { ", cgroup \($0) MiB" } ?? "")
         let tmp = NSTemporaryDirectory() + "unclip-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
         defer { try? FileManager.default.removeItem(atPath: tmp); try? FileManager.default.removeItem(atPath: tmp + ".png") }
@@ -176,9 +175,9 @@ enum ImageBench {
         var runs: [Run] = []
         func log(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
         /// An unconstrained engine run with the path's peak measured just before it, at its thread count.
-        func measured(_ path: String, plan: MemoryPlan, threads t: Int) throws -> Run {
-            let p = measuredPeak(q8: try ModelFile(path: path).weightType == .q8, threads: t).gops
-            var r = try engineRun(model: path, plan: plan, limitMB: nil, threads: t, seed: seed)
+        func measured(_ path: String, type: WeightType, plan: MemoryPlan, threads t: Int) throws -> Run {
+            let p = measuredPeak(q8: type == .q8, threads: t).gops
+            var r = try engineRun(model: path, type: type, plan: plan, limitMB: nil, threads: t, seed: seed)
             r.peak = p
             if t != threads { r.label += ", \(t) thread" }
             return r
@@ -186,16 +185,19 @@ enum ImageBench {
         for plan in plans {
             for t in threadCounts.sorted(by: >) {
                 log("unclip-bench image: engine, plan \(plan.rawValue), \(t) thread\(t == 1 ? "" : "s") …")
-                runs.append(try measured(model, plan: plan, threads: t))
+                runs.append(try measured(model, type: m.weightType, plan: plan, threads: t))
             }
         }
         for mb in limits {
             log("unclip-bench image: engine in a \(mb) MiB memory cgroup …")
-            runs.append(try engineRun(model: model, plan: plans.first ?? .small, limitMB: mb, threads: threads, seed: seed))
+            runs.append(try engineRun(model: model, type: m.weightType, plan: plans.first ?? .small, limitMB: mb, threads: threads, seed: seed))
         }
+        var f32Run: Run? = nil
         if let f32Model {
             log("unclip-bench image: the f32 file \(f32Model), \(threads) threads …")
-            runs.append(try measured(f32Model, plan: plans.first ?? .small, threads: threads))
+            let r = try measured(f32Model, type: try ModelFile(path: f32Model).weightType, plan: plans.first ?? .small, threads: threads)
+            runs.append(r)
+            f32Run = r
         }
         if let dir = diffusers {
             for dtype in ["float32", "bfloat16"] {
@@ -257,10 +259,10 @@ enum ImageBench {
                 comparisons.append(("thread_scaling_per_step", .object(perStage)))
             }
         }
-        if f32Model != nil, let q = runs.first(where: { $0.peak != nil && $0.threads == threads })?.image,
-           let f = runs.last(where: { $0.label.hasPrefix("unclip f32") })?.image, q.width == f.width, q.height == f.height {
+        if let q = runs.first(where: { $0.peak != nil && $0.threads == threads })?.image, let f = f32Run?.image,
+           q.width == f.width, q.height == f.height {
             let db = UnCLIPPipeline.psnr(q, f)
-            md += "\nq8 against f32, the same noise (seed \(seed)): PSNR \(String(format: "%.2f", db)) dB over the final \(q.width)×\(q.height) image.\n"
+            md += "\n\(m.weightType.rawValue) against f32, the same noise (seed \(seed)): PSNR \(String(format: "%.2f", db)) dB over the final \(q.width)×\(q.height) image.\n"
             comparisons.append(("q8_vs_f32_psnr_db", db.isFinite ? num(db) : .string("inf")))
         }
         print(md)

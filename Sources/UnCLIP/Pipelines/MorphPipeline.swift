@@ -139,11 +139,11 @@ extension UnCLIPPipeline {
     }
 
     /// Decodes one frame per (embedding, x_T) with DDIM at the options' guidance and upscales each with the same draws.
-    func decodeFrames(embeddings: [[Float]], latents: [[Float]], options: MorphOptions, noise: NoiseSource,
+    func decodeFrames(embeddings: [[Float]], latents: [[Float]], fromStep: Int = 0, options: MorphOptions, noise: NoiseSource,
                       progress: ProgressHandler?) throws -> [PNGImage] {
         try decodeFrames(embeddings: embeddings, latents: latents,
                          guidances: [Float](repeating: options.generation.decoderGuidance, count: embeddings.count),
-                         options: options, noise: noise, progress: progress)
+                         fromStep: fromStep, options: options, noise: noise, progress: progress)
     }
 
     /// The input as the frames show it: resized to the output's size, RGB.
@@ -224,9 +224,8 @@ extension UnCLIPPipeline {
             let sigma = try options.generation.sampler.scheduler(config: try stageModel.config("decoder_scheduler")).initNoiseSigma
             xT = [[Float]](repeating: z.map { $0 * sigma }, count: th.count)
         }
-        let frames = try decodeFrames(embeddings: embeds, latents: xT,
-                                      guidances: [Float](repeating: options.generation.decoderGuidance, count: th.count),
-                                      fromStep: steps - partial, options: options, noise: noise, progress: progress)
+        let frames = try decodeFrames(embeddings: embeds, latents: xT, fromStep: steps - partial, options: options, noise: noise,
+                                      progress: progress)
         let ends = [Self.psnr(frames[0], try Self.asFrame(a, like: frames[0])), Self.psnr(frames[frames.count - 1], try Self.asFrame(b, like: frames[0]))]
         return MorphResult(frames: frames, reconstructionPSNR: ends, thetas: th)
     }
