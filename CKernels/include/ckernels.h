@@ -172,17 +172,18 @@ size_t ck_conv2d_q8_fused_scratch_size(const ck_conv2d_params *p, const ck_conv_
 void ck_conv2d_q8_fused(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *packed, const float *scale,
                         const int32_t *colsum, const float *bias, const ck_conv_residual *residual, void *y,
                         int y_f16, void *scratch);
-// The same convolution by int8 Winograd F(2×2, 3×3) (conv2d_winograd.c), for 3×3 kernels with stride 1 and
-// padding 1 (ck_conv2d_winograd_applies): 2.25× fewer multiply-accumulates, with the weights' 16 transformed
-// positions and the transformed input tiles each rounded to int8. The weights come from ck_winograd_q8_pack:
-// 16 q8 matrices [Cout, Cin] (position ξ's panels at wpacked + ξ·ck_q8_packed_size(Cout, Cin)), with their
-// scales and column sums [16, Cout].
+// The same convolution by int8 Winograd F(2×2, 3×3) (conv2d_winograd.c), for 3×3 kernels with stride 1, padding 1
+// and Cin ≤ CK_WINO_MAX_CIN (ck_conv2d_winograd_applies): 2.25× fewer multiply-accumulates. The weights come from
+// ck_winograd_pack: the 16 positions of U = (2G) q (2G)ᵀ of the stored int8 weight q — exact integers, |U| ≤ 1143,
+// as int16 panels (position ξ's at wpacked + ξ·ck_q8_packed_size(Cout, Cin) elements) —, wscale [Cout] =
+// scale/4 and the column sums [16, Cout]. The transformed input tiles are rounded to int8 as activation rows.
+#define CK_WINO_MAX_CIN 4096     // int32 sums: Cin·1143·(128 + 128) < 2³¹ (the products and the zero-point term)
 int ck_conv2d_winograd_applies(const ck_conv2d_params *p);
-size_t ck_winograd_q8_packed_size(int Cout, int Cin);
-void ck_winograd_q8_pack(int Cout, int Cin, const int8_t *packed, const float *scale, int8_t *wpacked, float *wscale,
-                         int32_t *wcolsum);
+size_t ck_winograd_packed_size(int Cout, int Cin);   // bytes
+void ck_winograd_pack(int Cout, int Cin, const int8_t *packed, const float *scale, int16_t *wpacked, float *wscale,
+                      int32_t *wcolsum);
 size_t ck_conv2d_q8_winograd_scratch_size(const ck_conv2d_params *p, const ck_conv_input *in, int nthreads);
-void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *wpacked,
+void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked,
                            const float *wscale, const int32_t *wcolsum, const float *bias,
                            const ck_conv_residual *residual, void *y, int y_f16, void *scratch);
 // The fused convolution's input, materialised: x [N, Hc, Wc, C] f32 (Hc·Wc: H·W, 2H·2W for UP, H/2·W/2 for DOWN).

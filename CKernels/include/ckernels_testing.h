@@ -27,6 +27,8 @@ void ck_gemm_f32_ref(int M, int N, int K, const float *A, int lda, const float *
 void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t *colsum);
 // Reads back q[n][k] from panels.
 int8_t ck_q8_packed_at(const int8_t *packed, int K, int n, int k);
+// Position ξ's transformed weight U_ξ[n][ci] in ck_winograd_pack's int16 panels.
+int16_t ck_winograd_packed_at(const int16_t *wpacked, int Cout, int Cin, int xi, int n, int ci);
 
 // Quantizes rows of A: out is [M, Kp] int8 (zero past K), sa[M], corr[M]. Identical bits on every path.
 void ck_q8_quantize_rows_ref(int M, int K, const float *A, int lda, int8_t *out, float *sa, int32_t *corr);
@@ -60,7 +62,7 @@ void ck_conv2d_q8_fused_ref(const ck_conv2d_params *p, const ck_conv_input *in, 
                             int y_f16);
 // The Winograd convolution with every step materialised by scalar code (the input as ck_conv2d_q8_fused_ref's),
 // each transformed row quantized by ck_q8_quantize_rows_ref and summed directly from the packed weights.
-void ck_conv2d_q8_winograd_ref(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *wpacked,
+void ck_conv2d_q8_winograd_ref(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked,
                                const float *wscale, const float *bias, const ck_conv_residual *residual, void *y,
                                int y_f16);
 // Scalar twins of ck_f16_to_f32 / ck_f32_to_f16 (convert.c).

@@ -10,78 +10,103 @@
 //
 // Per position ξ = (a, b) of the 4×4 transformed tile the sum over input channels is a matrix product, so an
 // F(2×2, 3×3) convolution is 16 GEMMs [tiles, Cin]·[Cin, Cout]: 16 multiply-accumulates per 4 outputs and input
-// channel instead of 36 (2.25× fewer). Both operands are int8 and go through the path's q8 GEMM kernel:
-// - weights: U_ξ = (G g Gᵀ)_ξ from the dequantized int8 3×3 weight, each position re-quantized to int8 with its
-//   own per-output-channel scale and packed as an ordinary [Cout, Cin] q8 matrix (ck_winograd_q8_pack);
+// channel instead of 36 (2.25× fewer).
+// - weights, exact: with q the stored int8 weight (w = scale[n]·q), U = (2G) q (2G)ᵀ = 4·G q Gᵀ is an integer
+//   matrix (2G has integer entries) with |U| ≤ 9·127 = 1143, so it is stored as int16 — no second rounding — and
+//   G w Gᵀ = U·scale[n]/4 exactly (ck_winograd_pack; int16 panels of 8-column stripes, ck_w16_offset);
 // - activations: V = Bᵀ d B in f32 (adds only) from the fused input's prepared rows (conv_input.c: concatenation,
-//   bias, GroupNorm, SiLU, resampling), each (tile, ξ) row of Cin values quantized as any activation row.
-// The 16 int32 products go through the usual epilogue (→ M_ξ in f32), then Aᵀ M A (adds only) + bias + residual is
-// stored. The price of the 2.25× is the rounding of U and V to int8 (each is a sum of several inputs): measured
-// against the direct int8 and the f32 convolution in FusedConvTests and the README.
+//   bias, GroupNorm, SiLU, resampling), each (tile, ξ) row of Cin values quantized as any activation row (int8).
+// The 16 int8 × int16 products are summed in int32 (exact: |qa·U| ≤ 128·1143 and Cin ≤ CK_WINO_MAX_CIN keep every
+// sum, with the zero-point correction, below 2³¹), the usual epilogue turns them into M_ξ in f32, then Aᵀ M A
+// (adds only) + bias + residual is stored. The one rounding beyond the direct convolution's is V's: each row of V is
+// a sum of up to four inputs, quantized with its own range (FusedConvTests, WinogradTests and the README measure it
+// against the direct int8 and the f32 convolution).
 #include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-// Tiles per work unit: a multiple of every int8 path's rows per call (4, 4, 8, 32).
+// Tiles per work unit: a multiple of every path's rows per int8 × int16 kernel call (4, 32).
 #define CK_WINO_TILES 32
 
 int ck_conv2d_winograd_applies(const ck_conv2d_params *p) {
-    return p->kh == 3 && p->kw == 3 && p->stride == 1 && p->pad == 1;
+    return p->kh == 3 && p->kw == 3 && p->stride == 1 && p->pad == 1 && p->Cin <= CK_WINO_MAX_CIN;
 }
 
-size_t ck_winograd_q8_packed_size(int Cout, int Cin) { return 16 * ck_q8_packed_size(Cout, Cin); }
+size_t ck_winograd_packed_size(int Cout, int Cin) { return 16 * ck_q8_packed_size(Cout, Cin) * sizeof(int16_t); }
 
-// U = G g Gᵀ for one (output, input) channel pair: g[ky·3 + kx] → u[a·4 + b] (the order of the rows above, left
-// to right; ½ is exact in binary).
-static void weight_transform(const float g[9], float u[16]) {
-    float t[12];   // t = G g: 4 rows × 3 columns
+// U = (2G) q (2G)ᵀ for one (output, input) channel pair, in integers: q[ky·3 + kx] → u[a·4 + b] (the order of the
+// rows above, left to right). t = (2G) q has |t| ≤ 3·127, u ≤ 9·127 = 1143.
+static void weight_transform(const int8_t q[9], int16_t u[16]) {
+    int t[12];   // t = (2G) q: 4 rows × 3 columns
     for (int x = 0; x < 3; x++) {
-        float g0 = g[x], g1 = g[3 + x], g2 = g[6 + x];
-        t[x] = g0;
-        t[3 + x] = 0.5f * (g0 + g1 + g2);
-        t[6 + x] = 0.5f * (g0 - g1 + g2);
-        t[9 + x] = g2;
+        int g0 = q[x], g1 = q[3 + x], g2 = q[6 + x];
+        t[x] = 2 * g0;
+        t[3 + x] = g0 + g1 + g2;
+        t[6 + x] = g0 - g1 + g2;
+        t[9 + x] = 2 * g2;
     }
-    for (int a = 0; a < 4; a++) {   // u = t Gᵀ
-        float t0 = t[3 * a], t1 = t[3 * a + 1], t2 = t[3 * a + 2];
-        u[4 * a] = t0;
-        u[4 * a + 1] = 0.5f * (t0 + t1 + t2);
-        u[4 * a + 2] = 0.5f * (t0 - t1 + t2);
-        u[4 * a + 3] = t2;
+    for (int a = 0; a < 4; a++) {   // u = t (2G)ᵀ
+        int t0 = t[3 * a], t1 = t[3 * a + 1], t2 = t[3 * a + 2];
+        u[4 * a] = (int16_t)(2 * t0);
+        u[4 * a + 1] = (int16_t)(t0 + t1 + t2);
+        u[4 * a + 2] = (int16_t)(t0 - t1 + t2);
+        u[4 * a + 3] = (int16_t)(2 * t2);
     }
 }
 
-void ck_winograd_q8_pack(int Cout, int Cin, const int8_t *packed, const float *scale, int8_t *wpacked, float *wscale,
-                         int32_t *wcolsum) {
+void ck_winograd_pack(int Cout, int Cin, const int8_t *packed, const float *scale, int16_t *wpacked, float *wscale,
+                      int32_t *wcolsum) {
     int K = 9 * Cin, Kp = ck_q8_padded_k(K), Kpw = ck_q8_padded_k(Cin);
-    size_t psize = ck_q8_packed_size(Cout, Cin), total = 16 * psize;
-#pragma omp parallel num_threads(ck_get_threads())
-    {
-        float *u = malloc((size_t)16 * Cin * sizeof(float));
-        int8_t *q = malloc((size_t)Cin);
-        ck_q8_zero_in_parallel(wpacked, total);
-#pragma omp for schedule(static)
-        for (int n = 0; n < Cout; n++) {
-            // the direct weight's row n: k = tap·Cin + ci (ck_q8_quantize_pack_conv's order)
-            const int8_t *base = packed + ck_q8_row_offset(Kp, n);
-            for (int ci = 0; ci < Cin; ci++) {
-                float g[9], w[16];
-                for (int tap = 0; tap < 9; tap++) {
-                    int k = tap * Cin + ci;
-                    g[tap] = (float)base[ck_q8_k_offset(k)] * scale[n];
-                }
-                weight_transform(g, w);
-                for (int xi = 0; xi < 16; xi++) u[(size_t)xi * Cin + ci] = w[xi];
-            }
+    size_t psize = ck_q8_packed_size(Cout, Cin);     // elements per position
+    memset(wpacked, 0, 16 * psize * sizeof(int16_t));
+#pragma omp parallel for schedule(static) num_threads(ck_get_threads())
+    for (int n = 0; n < Cout; n++) {
+        // the direct weight's row n: k = tap·Cin + ci (ck_q8_quantize_pack_conv's order)
+        const int8_t *base = packed + ck_q8_row_offset(Kp, n);
+        int32_t sum[16] = {0};
+        for (int ci = 0; ci < Cin; ci++) {
+            int8_t g[9];
+            int16_t u[16];
+            for (int tap = 0; tap < 9; tap++) g[tap] = base[ck_q8_k_offset(tap * Cin + ci)];
+            weight_transform(g, u);
+            size_t at = ck_w16_offset(Kpw, n, ci);
             for (int xi = 0; xi < 16; xi++) {
-                ck_q8_quantize_weight_row(Cin, u + (size_t)xi * Cin, q, &wscale[(size_t)xi * Cout + n]);
-                wcolsum[(size_t)xi * Cout + n] = ck_q8_store_row(wpacked + xi * psize + ck_q8_row_offset(Kpw, n), Cin, q);
+                wpacked[xi * psize + at] = u[xi];
+                sum[xi] += u[xi];
             }
         }
-        free(u);
-        free(q);
+        for (int xi = 0; xi < 16; xi++) wcolsum[(size_t)xi * Cout + n] = sum[xi];
+        wscale[n] = 0.25f * scale[n];     // exact: a power of two
     }
+}
+
+int16_t ck_winograd_packed_at(const int16_t *wpacked, int Cout, int Cin, int xi, int n, int ci) {
+    return wpacked[xi * ck_q8_packed_size(Cout, Cin) + ck_w16_offset(ck_q8_padded_k(Cin), n, ci)];
+}
+
+// int8 rows × int16 panels, the scalar kernel (every path's twin): acc[r][j] = Σ_k qa[r][k]·panel[k][j].
+void ck_w16_kernel_ref(int mr, int Kp, const int8_t *qa, int ldqa, const int16_t *panel, int32_t *acc, int ldacc,
+                       int nvalid, void *scratch) {
+    (void)scratch;
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nvalid; j++) {
+            int32_t s = 0;
+            for (int g = 0; g < Kp / 4; g++)
+                for (int t = 0; t < 4; t++)
+                    s += (int32_t)qa[(size_t)r * ldqa + 4 * g + t] * panel[ck_w16_offset(Kp, j, 4 * g + t)];
+            acc[(size_t)r * ldacc + j] = s;
+        }
+}
+
+// Rows [0, M) × panel q of one position with table d's kernel.
+static void gemm_w16_panel(const ck_dispatch *d, int M, int N, int Kp, const int8_t *qa, int ldqa,
+                           const int16_t *packed, int q, int32_t *acc, int ldacc, void *kscratch) {
+    int n0 = q * CK_Q8_NR, mr = d->w16_mr;
+    const int16_t *panel = packed + (size_t)q * Kp * CK_Q8_NR;
+    for (int m = 0; m < M; m += mr)
+        d->w16_kernel(CK_MIN(mr, M - m), Kp, qa + (size_t)m * ldqa, ldqa, panel, acc + (size_t)m * ldacc, ldacc,
+                      CK_MIN(CK_Q8_NR, N - n0), kscratch);
 }
 
 // V = Bᵀ d B for one tile: d[4a + b] points at the C channels of input pixel (row a, column b) of the tile (a zero
@@ -135,7 +160,7 @@ static size_t wino_thread_bytes(const ck_conv2d_params *p, const ck_conv_input *
            + CK_ALIGN_UP(T * CK_Q8_NR * 4)                               // int32 accumulators
            + CK_ALIGN_UP(16 * T * CK_Q8_NR * sizeof(float))              // M: 16 × [T, NR]
            + CK_ALIGN_UP(4 * CK_Q8_NR * sizeof(float))                   // one tile's outputs
-           + CK_Q8_KERNEL_SCRATCH(Kp)
+           + CK_MAX(CK_Q8_KERNEL_SCRATCH(Kp), CK_W16_KERNEL_SCRATCH(Kp))
            + CK_ALIGN_UP((size_t)ck_fused_cache_rows(p) * ck_fused_grid_w(in) * C * sizeof(float))
            + CK_ALIGN_UP((size_t)ck_fused_cache_rows(p) * sizeof(int)) + CK_ALIGN_UP(4 * C * sizeof(float));
 }
@@ -145,7 +170,7 @@ size_t ck_conv2d_q8_winograd_scratch_size(const ck_conv2d_params *p, const ck_co
 }
 
 // Work units as in ck_conv2d_q8_fused, with tiles of 2×2 outputs in place of pixels.
-void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *wpacked,
+void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked,
                            const float *wscale, const int32_t *wcolsum, const float *bias,
                            const ck_conv_residual *residual, void *y, int y_f16, void *scratch) {
     const ck_dispatch *d = ck_dispatch_active();
@@ -172,7 +197,7 @@ void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, c
         float *out = (float *)((char *)m + CK_ALIGN_UP(16 * (size_t)T * CK_Q8_NR * sizeof(float)));
         void *ks = (char *)out + CK_ALIGN_UP(4 * CK_Q8_NR * sizeof(float));
         ck_row_cache rc;
-        rc.rows = (float *)((char *)ks + CK_Q8_KERNEL_SCRATCH(Kp));
+        rc.rows = (float *)((char *)ks + CK_MAX(CK_Q8_KERNEL_SCRATCH(Kp), CK_W16_KERNEL_SCRATCH(Kp)));
         rc.tag = (int *)((char *)rc.rows + CK_ALIGN_UP((size_t)slots * ck_fused_grid_w(in) * C * sizeof(float)));
         rc.tmp = (float *)((char *)rc.tag + CK_ALIGN_UP((size_t)slots * sizeof(int)));
         for (int k = 0; k < slots; k++) rc.tag[k] = -1;
@@ -203,10 +228,10 @@ void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, c
                 int n0 = q * CK_Q8_NR, nc = CK_MIN(CK_Q8_NR, p->Cout - n0);
                 for (int xi = 0; xi < 16; xi++) {
                     const int32_t *cs = wcolsum + (size_t)xi * p->Cout;
-                    ck_gemm_q8_block(d, w.rows, p->Cout, Kp, qa + (size_t)xi * T * Kp, Kp, wpacked + xi * psize, cs, q,
-                                     q + 1, acc, CK_Q8_NR, ks);
-                    ck_q8_epilogue(w.rows, nc, acc, CK_Q8_NR, sa + xi * T, corr + xi * T, wscale + (size_t)xi * p->Cout + n0,
-                                   cs + n0, NULL, m + (size_t)xi * T * CK_Q8_NR, CK_Q8_NR);
+                    gemm_w16_panel(d, w.rows, p->Cout, Kp, qa + (size_t)xi * T * Kp, Kp, wpacked + xi * psize, q, acc,
+                                   CK_Q8_NR, ks);
+                    ck_q8_epilogue(w.rows, nc, acc, CK_Q8_NR, sa + xi * T, corr + xi * T, wscale + n0, cs + n0, NULL,
+                                   m + (size_t)xi * T * CK_Q8_NR, CK_Q8_NR);
                 }
                 for (int r = 0; r < w.rows; r++) {
                     int tile = w.p0 + r, oy = 2 * (tile / tw), ox = 2 * (tile % tw);
@@ -227,13 +252,12 @@ void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, c
 }
 
 // Scalar twin: the input materialised with scalar code (ck_fused_scalar_table), the same transforms, each row
-// quantized by ck_q8_quantize_rows_ref and Σ (qa + corr)·q summed directly from the packed weights.
-void ck_conv2d_q8_winograd_ref(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *wpacked,
+// quantized by ck_q8_quantize_rows_ref and Σ (qa + corr)·U summed directly from the packed weights.
+void ck_conv2d_q8_winograd_ref(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked,
                                const float *wscale, const float *bias, const ck_conv_residual *residual, void *y,
                                int y_f16) {
     ck_dispatch d = ck_fused_scalar_table();
     int C = p->Cin, Co = p->Cout, Kp = ck_q8_padded_k(C), tw = tiles_w(p), tt = tiles_h(p) * tw;
-    size_t psize = ck_q8_packed_size(Co, C);
     float *x = malloc((size_t)p->N * p->H * p->W * C * sizeof(float));
     float *t = malloc(16 * (size_t)C * sizeof(float)), *V = malloc(16 * (size_t)C * sizeof(float));
     float *zero = calloc((size_t)C, sizeof(float)), *m = malloc(16 * (size_t)Co * sizeof(float));
@@ -259,8 +283,8 @@ void ck_conv2d_q8_winograd_ref(const ck_conv2d_params *p, const ck_conv_input *i
                 for (int o = 0; o < Co; o++) {
                     int32_t acc = 0;
                     for (int k = 0; k < C; k++)
-                        acc += ((int32_t)qa[k] + corr) * ck_q8_packed_at(wpacked + xi * psize, C, o, k);
-                    m[(size_t)xi * Co + o] = ck_q8_dequantize(acc, sa, wscale[(size_t)xi * Co + o], NULL, o);
+                        acc += ((int32_t)qa[k] + corr) * ck_winograd_packed_at(wpacked, Co, C, xi, o, k);
+                    m[(size_t)xi * Co + o] = ck_q8_dequantize(acc, sa, wscale[o], NULL, o);
                 }
             }
             for (int o = 0; o < Co; o++) {

@@ -115,6 +115,8 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
         .f32_mr = CK_F32_MR_REF,
         .q8_kernel = ck_q8_kernel_ref,
         .q8_mr = CK_Q8_MR_REF,
+        .w16_kernel = ck_w16_kernel_ref,
+        .w16_mr = CK_W16_MR_REF,
         .q8_quantize_rows = ck_q8_quantize_rows_ref,
         .sigmoid_gate = ck_sigmoid_gate_ref,
         .f16_to_f32 = ck_f16_to_f32_ref,
@@ -128,6 +130,8 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
         t->f32_mr = CK_F32_MR_AVX2;
         t->q8_kernel = ck_q8_kernel_avx2;
         t->q8_mr = CK_Q8_MR_AVX2;
+        t->w16_kernel = ck_w16_kernel_avx2;
+        t->w16_mr = CK_W16_MR_AVX2;
         t->sigmoid_gate = ck_sigmoid_gate_avx2;
         t->q8_quantize_rows = ck_q8_quantize_rows_avx2;
         if (g_f16c) {
@@ -143,6 +147,9 @@ static void fill_table(ck_dispatch *t, ck_isa isa) {
         t->f32_mr = CK_F32_MR_AVX512;
         t->q8_kernel = isa == CK_ISA_AMX ? ck_q8_kernel_amx : ck_q8_kernel_avx512;
         t->q8_mr = isa == CK_ISA_AMX ? CK_Q8_MR_AMX : CK_Q8_MR_AVX512;
+        // int8 × int16 (Winograd): the AVX2 kernel (vpdpbusd and AMX tiles take int8 operands only)
+        t->w16_kernel = ck_w16_kernel_avx2;
+        t->w16_mr = CK_W16_MR_AVX2;
         t->q8_quantize_rows = ck_q8_quantize_rows_avx512;
         t->sigmoid_gate = ck_sigmoid_gate_avx512;
         t->f16_to_f32 = ck_f16_to_f32_avx512;

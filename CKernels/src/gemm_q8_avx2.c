@@ -60,6 +60,58 @@ void ck_q8_kernel_avx2(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t 
     }
 }
 
+// int8 rows × int16 panels (Winograd's exact transformed weights): pass8 with the panel already in int16, so a K
+// group of 8 columns is two 32-byte loads (contiguous: ck_w16_offset's stripes) and no widening. |a·u| ≤ 128·1143:
+// vpmaddwd's pair sums are exact.
+CK_TARGET_ATTR __attribute__((always_inline)) static inline void
+pass8_w16(const int MR, int Kp, const int16_t *aw, const int16_t *panel, int col0, int32_t *acc, int ldacc, int nvalid) {
+    __m256i c[4][2];
+    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+    const int16_t *b = panel + (size_t)col0 * Kp;                      // the stripe of columns col0 .. col0+7
+    for (int g = 0; g < Kp / 4; g++, b += 32) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)b);          // columns 0-3 × 4 k
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 16));   // columns 4-7 × 4 k
+        for (int r = 0; r < MR; r++) {
+            int64_t a4;
+            memcpy(&a4, aw + (size_t)r * Kp + 4 * g, 8);
+            __m256i av = _mm256_set1_epi64x(a4);
+            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(b0, av));
+            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(b1, av));
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c[r][0], c[r][1]), 0xD8);
+        int32_t lanes[8];
+        _mm256_storeu_si256((__m256i *)lanes, s);
+        for (int j = 0; j < 8 && col0 + j < nvalid; j++) acc[(size_t)r * ldacc + col0 + j] = lanes[j];
+    }
+}
+
+// Up to CK_W16_MR_AVX2 (32) rows: all of them widened to int16 once, then stripe by stripe of 8 columns every row
+// group of 4, so one stripe (8 columns × Kp int16, contiguous) is reused by all the rows while it is in cache.
+// Measured on Zen 3 (super-res 256² cat(640, 320)→320, 2 threads, a standalone harness): row groups outermost with
+// the q8 layout's interleaved stripes, 1.2–1.3× slower; K in chunks of 256 or 128 kept in L1, slower too.
+CK_TARGET_ATTR
+void ck_w16_kernel_avx2(int mr, int Kp, const int8_t *qa, int ldqa, const int16_t *panel, int32_t *acc, int ldacc,
+                        int nvalid, void *scratch) {
+    int16_t *aw = (int16_t *)scratch;                   // mr × Kp int16 ≤ CK_W16_KERNEL_SCRATCH(Kp)
+    for (int r = 0; r < mr; r++)
+        for (int k = 0; k < Kp; k += 16)                // Kp is a multiple of CK_Q8_KB (64)
+            _mm256_storeu_si256((__m256i *)(aw + (size_t)r * Kp + k),
+                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qa + (size_t)r * ldqa + k))));
+    for (int col0 = 0; col0 < nvalid; col0 += 8)
+        for (int r = 0; r < mr; r += 4) {
+            const int16_t *a = aw + (size_t)r * Kp;
+            int32_t *o = acc + (size_t)r * ldacc;
+            switch (CK_MIN(4, mr - r)) {
+            case 4: pass8_w16(4, Kp, a, panel, col0, o, ldacc, nvalid); break;
+            case 3: pass8_w16(3, Kp, a, panel, col0, o, ldacc, nvalid); break;
+            case 2: pass8_w16(2, Kp, a, panel, col0, o, ldacc, nvalid); break;
+            default: pass8_w16(1, Kp, a, panel, col0, o, ldacc, nvalid); break;
+            }
+        }
+}
+
 // Row quantization with the scalar parameters (ck_q8_quantize_row_params) and the same per-value operations as
 // ck_q8_quantize_act: a·inv in f32, vcvtps2dq (round-half-even, as lrintf in the default mode), + zp, clamp to
 // [0, 255], − 128; so the bits equal ck_q8_quantize_rows_ref's (GemmTests). The min/max reduction is exact in any

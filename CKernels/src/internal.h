@@ -77,6 +77,26 @@ void ck_q8_kernel_i8mm(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t 
 #define CK_Q8_MR_NEON 4      // the NEON, dot-product and i8mm kernels (i8mm: 2 row pairs)
 #define CK_Q8_KERNEL_SCRATCH(Kp) CK_ALIGN_UP(32 * (size_t)(Kp) + 32 * 32 * 4)
 
+// int8 rows × int16 panels (Winograd's exact transformed weights, ck_winograd_pack): acc[mr, nvalid] = qa[mr, Kp] ·
+// panel. The int16 panels hold CK_Q8_NR columns as 4 stripes of 8, each stripe contiguous: [Kp/4][8 columns][4 k]
+// (ck_w16_offset), so the 8-column pass streams one contiguous block (with the q8 layout's 256-byte group rows a
+// pass touched a quarter of every line set and missed L1). scratch: per-thread, CK_W16_KERNEL_SCRATCH(Kp) bytes.
+static inline size_t ck_w16_offset(int Kp, int n, int k) {
+    return (size_t)(n / CK_Q8_NR) * Kp * CK_Q8_NR + (size_t)((n % CK_Q8_NR) / 8) * Kp * 8 + (size_t)(k >> 2) * 32 +
+           (size_t)(n % 8) * 4 + (size_t)(k & 3);
+}
+typedef void (*ck_w16_kernel)(int mr, int Kp, const int8_t *qa, int ldqa, const int16_t *panel, int32_t *acc,
+                              int ldacc, int nvalid, void *scratch);
+void ck_w16_kernel_ref(int mr, int Kp, const int8_t *qa, int ldqa, const int16_t *panel, int32_t *acc, int ldacc,
+                       int nvalid, void *scratch);
+#if defined(__x86_64__)
+void ck_w16_kernel_avx2(int mr, int Kp, const int8_t *qa, int ldqa, const int16_t *panel, int32_t *acc, int ldacc,
+                        int nvalid, void *scratch);
+#endif
+#define CK_W16_MR_REF 4
+#define CK_W16_MR_AVX2 32     // one Winograd block of tiles (CK_WINO_TILES) per call
+#define CK_W16_KERNEL_SCRATCH(Kp) CK_ALIGN_UP(64 * (size_t)(Kp))     // 32 rows widened to int16
+
 // Row quantization of activations (the scalar one is ck_q8_quantize_rows_ref, ckernels_testing.h).
 typedef void (*ck_q8_quantize_rows_fn)(int M, int K, const float *A, int lda, int8_t *out, float *sa,
                                        int32_t *corr);
@@ -161,6 +181,8 @@ typedef struct {
     int f32_mr;                                 // ... and its rows per call
     ck_q8_kernel q8_kernel;                     // int8 GEMM micro-kernel ...
     int q8_mr;                                  // ... and its rows per call
+    ck_w16_kernel w16_kernel;                   // int8 × int16 micro-kernel (Winograd) ...
+    int w16_mr;                                 // ... and its rows per call
     ck_q8_quantize_rows_fn q8_quantize_rows;    // activation row quantization (identical bits on every path)
     ck_sigmoid_gate_fn sigmoid_gate;            // SiLU / quick_gelu / GroupNorm's fused SiLU, one thread
     ck_f16_to_f32_fn f16_to_f32;                // binary16 → f32, one thread

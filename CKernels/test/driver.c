@@ -334,7 +334,7 @@ static void test_fused_and_winograd(int isa) {
             float tol = (isa == CK_ISA_REF || !c->silu) ? 0.0f : TOL_SILU_INT8;
             for (int algo = 0; algo < 2; algo++) {
                 if (algo == 1 && (c->k != 3 || !ck_conv2d_winograd_applies(&p))) continue;
-                int8_t *wq = NULL;
+                int16_t *wq = NULL;
                 float *wscale = NULL;
                 int32_t *wcolsum = NULL;
                 void *scratch;
@@ -342,10 +342,10 @@ static void test_fused_and_winograd(int isa) {
                     ck_conv2d_q8_fused_ref(&p, &in, q, scale, bias, rp, yref, f16);
                     scratch = alloc64(ck_conv2d_q8_fused_scratch_size(&p, &in, 3));
                 } else {
-                    wq = alloc64(ck_winograd_q8_packed_size(c->cout, cin));
-                    wscale = malloc(sizeof(float) * 16 * c->cout);
+                    wq = alloc64(ck_winograd_packed_size(c->cout, cin));
+                    wscale = malloc(sizeof(float) * c->cout);
                     wcolsum = malloc(sizeof(int32_t) * 16 * c->cout);
-                    ck_winograd_q8_pack(c->cout, cin, q, scale, wq, wscale, wcolsum);
+                    ck_winograd_pack(c->cout, cin, q, scale, wq, wscale, wcolsum);
                     ck_conv2d_q8_winograd_ref(&p, &in, wq, wscale, bias, rp, yref, f16);
                     scratch = alloc64(ck_conv2d_q8_winograd_scratch_size(&p, &in, 3));
                 }

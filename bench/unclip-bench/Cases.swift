@@ -271,10 +271,11 @@ func resizeCase(label: String, from: Int, to: Int, channels: Int, batch: Int) ->
 /// Validated by the fused result on f32 operands being bit-identical to the chain's.
 /// `algorithm`: nil for the op-by-op chain; .direct or .winograd for the fused convolution on f16 operands.
 /// Winograd's work is the multiply-accumulates it performs (16 per 2×2 tile and channel pair, 4/9 of direct's).
-func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannels: Int, cout: Int, algorithm: ConvAlgorithm?) -> BenchCase {
+func fusedResnetConvCase(label: String, size s: Int, batch nb: Int = 1, hChannels: Int, skipChannels: Int, cout: Int,
+                         algorithm: ConvAlgorithm?) -> BenchCase {
     let cin = hChannels + skipChannels, k = 9 * cin
-    let h = try! Tensor(shape: [1, s, s, hChannels], values: randomArray(s * s * hChannels, seed: 11))
-    let skip = try! Tensor(shape: [1, s, s, skipChannels], values: randomArray(s * s * skipChannels, seed: 12))
+    let h = try! Tensor(shape: [nb, s, s, hChannels], values: randomArray(nb * s * s * hChannels, seed: 11))
+    let skip = try! Tensor(shape: [nb, s, s, skipChannels], values: randomArray(nb * s * s * skipChannels, seed: 12))
     let gamma = try! Tensor(shape: [cin], values: randomArray(cin, seed: 13).map { $0 + 1 })
     let beta = try! Tensor(shape: [cin], values: randomArray(cin, seed: 14))
     let w = try! Conv2dWeight(weight: try! Tensor(shape: [cout, cin, 3, 3], values: randomArray(cout * k, seed: 15, scale: 0.05)),
@@ -293,7 +294,7 @@ func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannel
         let fold = try! Ops.groupNormFold([a, b], groups: 32, gamma: gamma, beta: beta)
         return try! Ops.conv2d(ConvInput([a, b], norm: fold, silu: true), w, out: out)
     }
-    let tiles = Double((s + 1) / 2 * ((s + 1) / 2))
+    let tiles = Double(nb * ((s + 1) / 2) * ((s + 1) / 2))
     let op = switch algorithm {
     case nil: "GN+SiLU, concat, conv3x3 int8 (f32, op by op)"
     case .winograd: "fused GN+SiLU+concat→conv3x3 int8 Winograd F(2×2,3×3), f16 in/out"
@@ -301,7 +302,7 @@ func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannel
     }
     return BenchCase(
         owner: box, label: label, op: op, path: pathName(),
-        work: algorithm == .winograd ? 2.0 * 16 * tiles * Double(cin) * Double(cout) : 2.0 * Double(s * s) * Double(k) * Double(cout),
+        work: algorithm == .winograd ? 2.0 * 16 * tiles * Double(cin) * Double(cout) : 2.0 * Double(nb * s * s) * Double(k) * Double(cout),
         ceiling: q8Ceiling(),
         run: { box.y = algorithm.map { fusedRun(h16, skip16, out: .f16, $0) } ?? chain() },
         validate: {
@@ -310,7 +311,7 @@ func fusedResnetConvCase(label: String, size s: Int, hChannels: Int, skipChannel
                 throw ValidationFailure(description: "\(label): the fused convolution on f32 operands differs from the op-by-op chain")
             }
             guard algorithm == .winograd else {
-                return "fused on f32 operands bit-identical to the op-by-op chain (\(s * s) pixels × \(cout) channels)"
+                return "fused on f32 operands bit-identical to the op-by-op chain (\(nb * s * s) pixels × \(cout) channels)"
             }
             // Winograd has its own roundings (its exact twin is checked in WinogradTests): against the direct int8
             var num = 0.0, den = 0.0

@@ -144,6 +144,13 @@ func makeCases(_ o: Options) -> [BenchCase] {
         cases.append(fusedResnetConvCase(label: "super-res up resnet conv1 cat(640, 320)→320 @\(sr)²", size: sr, hChannels: 640,
                                          skipChannels: 320, cout: 320, algorithm: algorithm))
     }
+    // the decoder's small levels (CFG batch 2), where `auto` chooses between the two algorithms by these figures
+    for algorithm in [ConvAlgorithm.direct, .winograd] {
+        cases.append(fusedResnetConvCase(label: "decoder up resnet conv1 cat(960, 960)→960 @16² (batch 2)", size: 16, batch: 2,
+                                         hChannels: 960, skipChannels: 960, cout: 960, algorithm: algorithm))
+        cases.append(fusedResnetConvCase(label: "decoder up resnet conv1 cat(1280, 1280)→1280 @8² (batch 2)", size: 8, batch: 2,
+                                         hChannels: 1280, skipChannels: 1280, cout: 1280, algorithm: algorithm))
+    }
     cases.append(groupNormCase(label: "GroupNorm 320×\(gn)²", channels: 320, size: gn, silu: false))
     cases.append(groupNormCase(label: "GroupNorm+SiLU 320×\(gn)²", channels: 320, size: gn, silu: true))
     cases.append(resizeCase(label: "resize 64→256 bicubic aa (3 ch)", from: 64, to: 256, channels: 3, batch: 1))

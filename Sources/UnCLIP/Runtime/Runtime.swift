@@ -15,8 +15,9 @@ public enum KernelPath: Int, CaseIterable, Sendable, CustomStringConvertible {
 }
 
 /// How the int8 3×3 convolutions (stride 1, padding 1) run: direct (im2col rows of 9·Cin, exact int8 sums of the
-/// stored weights) or Winograd F(2×2, 3×3) (2.25× fewer multiply-accumulates, the transformed weights and tiles
-/// rounded to int8 again: ck_conv2d_q8_winograd). `auto` picks per convolution (`Ops.usesWinograd`).
+/// stored weights) or Winograd F(2×2, 3×3) (2.25× fewer multiply-accumulates; the transformed weights are exact int16
+/// integers, the transformed tiles are rounded to int8 again: ck_conv2d_q8_winograd). `auto` picks per convolution
+/// (`Ops.usesWinograd`).
 public enum ConvAlgorithm: String, CaseIterable, Sendable {
     case auto, direct, winograd
 }

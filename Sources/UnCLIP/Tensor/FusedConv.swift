@@ -146,7 +146,7 @@ extension Ops {
                                             w.bias == nil ? nil : bias.baseAddress, Int32(out == .f16 ? 1 : 0))
                         func run(_ rp: UnsafePointer<ck_conv_residual>?) {
                             if let wino {
-                                ck_conv2d_q8_winograd(&p, ci, wino.q8, wino.scale, wino.colsum, b, rp, yp, f16, s)
+                                ck_conv2d_q8_winograd(&p, ci, wino.w16, wino.scale, wino.colsum, b, rp, yp, f16, s)
                             } else {
                                 ck_conv2d_q8_fused(&p, ci, mat.q8, mat.scale, mat.colsum, b, rp, yp, f16, s)
                             }

@@ -1,27 +1,28 @@
 import CKernels
 import Foundation
 
-/// An int8 3×3 convolution weight transformed for Winograd F(2×2, 3×3) (ck_winograd_q8_pack): the 16 positions of
-/// G·g·Gᵀ, each an int8 [Cout, Cin] matrix with its own per-output-channel scales and column sums.
+/// An int8 3×3 convolution weight transformed for Winograd F(2×2, 3×3) (ck_winograd_pack): the 16 positions of
+/// U = (2G)·q·(2G)ᵀ of the stored int8 weight q, exact integers (|U| ≤ 1143) stored as int16 [Cout, Cin] panels,
+/// with scale/4 per output channel and each position's column sums.
 final class WinogradWeights: @unchecked Sendable {
     let packed: TensorStorage
-    let scale: [Float]     // [16, Cout]
+    let scale: [Float]     // [Cout]
     let colsum: [Int32]    // [16, Cout]
 
     init(_ w: Conv2dWeight) {
         precondition(w.kind == .q8 && w.kernel == (3, 3), "Winograd weights come from an int8 3×3 convolution")
         let (co, ci) = (Int32(w.outChannels), Int32(w.inChannels))
-        packed = TensorStorage(byteCount: ck_winograd_q8_packed_size(co, ci))
-        var s = [Float](repeating: 0, count: 16 * w.outChannels), c = [Int32](repeating: 0, count: 16 * w.outChannels)
-        ck_winograd_q8_pack(co, ci, w.matrix.q8, w.matrix.scale, packed.raw.assumingMemoryBound(to: Int8.self), &s, &c)
+        packed = TensorStorage(byteCount: ck_winograd_packed_size(co, ci))
+        var s = [Float](repeating: 0, count: w.outChannels), c = [Int32](repeating: 0, count: 16 * w.outChannels)
+        ck_winograd_pack(co, ci, w.matrix.q8, w.matrix.scale, packed.raw.assumingMemoryBound(to: Int16.self), &s, &c)
         scale = s
         colsum = c
     }
 
-    var q8: UnsafeMutablePointer<Int8> { packed.raw.assumingMemoryBound(to: Int8.self) }
+    var w16: UnsafeMutablePointer<Int16> { packed.raw.assumingMemoryBound(to: Int16.self) }
 }
 
-/// Where a weight keeps its transformed copy: under MemoryPlan.fast once made (16/9 of the int8 weight's bytes,
+/// Where a weight keeps its transformed copy: under MemoryPlan.fast once made (32/9 of the int8 weight's bytes,
 /// resident for the model's life); under .small it is made for each call and freed after it (the transform
 /// reads the weight once: about 16·Cout·Cin additions against 16·Cout·Cin·tiles multiply-accumulates).
 final class WinogradCache: @unchecked Sendable {
