@@ -84,7 +84,7 @@ public struct ThreadOptions: ParsableArguments {
     public var oversubscribe = false
     @Option(name: .customLong("memory"), help: ArgumentHelp("small (default): f16 activations and weights streamed layer by layer for int8 models; fast: f32 activations, weights kept mapped (more memory).", valueName: "small|fast"))
     public var memory: String?
-    @Option(name: .customLong("conv"), help: ArgumentHelp("int8 3×3 convolutions: auto (default: $UNCLIP_CONV, else auto), direct, or winograd (F(2×2,3×3): fewer multiplies, one more int8 rounding).", valueName: "auto|direct|winograd"))
+    @Option(name: .customLong("conv"), help: ArgumentHelp("int8 3×3 convolutions: auto (default: $UNCLIP_CONV, else auto), direct, or winograd (F(2×2,3×3): fewer multiplies, one more int8 rounding of the transformed input).", valueName: "auto|direct|winograd"))
     public var conv: String?
 
     public init() {}
