@@ -14,24 +14,20 @@
 
 #define CK_TARGET_ATTR __attribute__((target("avx2,fma")))
 
-// Columns col0 .. col0+7 of the panel for MR rows of widened A (aw, row stride Kp). Each ymm accumulator covers 4
-// columns as 8 int32 lanes: lane 2c holds Σ k%4∈{0,1}, lane 2c+1 holds Σ k%4∈{2,3} for column c.
-CK_TARGET_ATTR __attribute__((always_inline)) static inline void
-pass8(const int MR, int Kp, const int16_t *aw, const int8_t *panel, int col0, int32_t *acc, int ldacc, int nvalid) {
-    __m256i c[CK_Q8_MR_AVX2][2];
-    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
-    const int8_t *b = panel + col0 * 4;
-    for (int g = 0; g < Kp / 4; g++, b += CK_Q8_NR * 4) {
-        __m256i b0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b));         // columns 0-3 × 4 k
-        __m256i b1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 16)));  // columns 4-7 × 4 k
-        for (int r = 0; r < MR; r++) {
-            int64_t a4;
-            memcpy(&a4, aw + (size_t)r * Kp + 4 * g, 8);
-            __m256i av = _mm256_set1_epi64x(a4);                                          // k0..k3, repeated
-            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(b0, av));
-            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(b1, av));
-        }
+// The pieces both passes share (inlined): MR rows of widened A against one K group of 8 columns (b0: columns 0-3,
+// b1: columns 4-7, each × 4 k), the accumulators' store, and A's widening to int16.
+#define CK_INLINE CK_TARGET_ATTR __attribute__((always_inline)) static inline
+CK_INLINE void madd_rows(const int MR, __m256i b0, __m256i b1, const int16_t *aw, int Kp, int g, __m256i c[][2]) {
+    for (int r = 0; r < MR; r++) {
+        int64_t a4;
+        memcpy(&a4, aw + (size_t)r * Kp + 4 * g, 8);
+        __m256i av = _mm256_set1_epi64x(a4);                                          // k0..k3, repeated
+        c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(b0, av));
+        c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(b1, av));
     }
+}
+
+CK_INLINE void store_rows(const int MR, __m256i c[][2], int32_t *acc, int ldacc, int col0, int nvalid) {
     for (int r = 0; r < MR; r++) {
         // hadd adds each column's two lanes: per 128-bit half [c0 c1 c4 c5 | c2 c3 c6 c7]; the permute orders them
         __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c[r][0], c[r][1]), 0xD8);
@@ -41,15 +37,32 @@ pass8(const int MR, int Kp, const int16_t *aw, const int8_t *panel, int col0, in
     }
 }
 
+CK_INLINE void widen_rows(int mr, int Kp, const int8_t *qa, int ldqa, int16_t *aw) {
+    for (int r = 0; r < mr; r++)
+        for (int k = 0; k < Kp; k += 16)                // Kp is a multiple of CK_Q8_KB (64)
+            _mm256_storeu_si256((__m256i *)(aw + (size_t)r * Kp + k),
+                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qa + (size_t)r * ldqa + k))));
+}
+
+// Columns col0 .. col0+7 of the panel for MR rows of widened A (aw, row stride Kp). Each ymm accumulator covers 4
+// columns as 8 int32 lanes: lane 2c holds Σ k%4∈{0,1}, lane 2c+1 holds Σ k%4∈{2,3} for column c.
+CK_INLINE void pass8(const int MR, int Kp, const int16_t *aw, const int8_t *panel, int col0, int32_t *acc, int ldacc,
+                     int nvalid) {
+    __m256i c[4][2];
+    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+    const int8_t *b = panel + col0 * 4;
+    for (int g = 0; g < Kp / 4; g++, b += CK_Q8_NR * 4)
+        madd_rows(MR, _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)b)),
+                  _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + 16))), aw, Kp, g, c);
+    store_rows(MR, c, acc, ldacc, col0, nvalid);
+}
+
 CK_TARGET_ATTR
 void ck_q8_kernel_avx2(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t *panel, const int32_t *colsum,
                        int32_t *acc, int ldacc, int nvalid, void *scratch) {
     (void)colsum;
     int16_t *aw = (int16_t *)scratch;                   // mr × Kp int16 = 8·Kp bytes ≤ CK_Q8_KERNEL_SCRATCH(Kp)
-    for (int r = 0; r < mr; r++)
-        for (int k = 0; k < Kp; k += 16)                // Kp is a multiple of CK_Q8_KB (64)
-            _mm256_storeu_si256((__m256i *)(aw + (size_t)r * Kp + k),
-                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qa + (size_t)r * ldqa + k))));
+    widen_rows(mr, Kp, qa, ldqa, aw);
     for (int col0 = 0; col0 < nvalid; col0 += 8) {
         switch (mr) {
         case 4: pass8(4, Kp, aw, panel, col0, acc, ldacc, nvalid); break;
@@ -63,28 +76,14 @@ void ck_q8_kernel_avx2(int mr, int Kp, const int8_t *qa, int ldqa, const int8_t 
 // int8 rows × int16 panels (Winograd's exact transformed weights): pass8 with the panel already in int16, so a K
 // group of 8 columns is two 32-byte loads (contiguous: ck_w16_offset's stripes) and no widening. |a·u| ≤ 128·1143:
 // vpmaddwd's pair sums are exact.
-CK_TARGET_ATTR __attribute__((always_inline)) static inline void
-pass8_w16(const int MR, int Kp, const int16_t *aw, const int16_t *panel, int col0, int32_t *acc, int ldacc, int nvalid) {
+CK_INLINE void pass8_w16(const int MR, int Kp, const int16_t *aw, const int16_t *panel, int col0, int32_t *acc,
+                         int ldacc, int nvalid) {
     __m256i c[4][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
     const int16_t *b = panel + (size_t)col0 * Kp;                      // the stripe of columns col0 .. col0+7
-    for (int g = 0; g < Kp / 4; g++, b += 32) {
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)b);          // columns 0-3 × 4 k
-        __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 16));   // columns 4-7 × 4 k
-        for (int r = 0; r < MR; r++) {
-            int64_t a4;
-            memcpy(&a4, aw + (size_t)r * Kp + 4 * g, 8);
-            __m256i av = _mm256_set1_epi64x(a4);
-            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(b0, av));
-            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(b1, av));
-        }
-    }
-    for (int r = 0; r < MR; r++) {
-        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(c[r][0], c[r][1]), 0xD8);
-        int32_t lanes[8];
-        _mm256_storeu_si256((__m256i *)lanes, s);
-        for (int j = 0; j < 8 && col0 + j < nvalid; j++) acc[(size_t)r * ldacc + col0 + j] = lanes[j];
-    }
+    for (int g = 0; g < Kp / 4; g++, b += 32)
+        madd_rows(MR, _mm256_loadu_si256((const __m256i *)b), _mm256_loadu_si256((const __m256i *)(b + 16)), aw, Kp, g, c);
+    store_rows(MR, c, acc, ldacc, col0, nvalid);
 }
 
 // Up to CK_W16_MR_AVX2 (32) rows: all of them widened to int16 once, then stripe by stripe of 8 columns every row
@@ -95,10 +94,7 @@ CK_TARGET_ATTR
 void ck_w16_kernel_avx2(int mr, int Kp, const int8_t *qa, int ldqa, const int16_t *panel, int32_t *acc, int ldacc,
                         int nvalid, void *scratch) {
     int16_t *aw = (int16_t *)scratch;                   // mr × Kp int16 ≤ CK_W16_KERNEL_SCRATCH(Kp)
-    for (int r = 0; r < mr; r++)
-        for (int k = 0; k < Kp; k += 16)                // Kp is a multiple of CK_Q8_KB (64)
-            _mm256_storeu_si256((__m256i *)(aw + (size_t)r * Kp + k),
-                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(qa + (size_t)r * ldqa + k))));
+    widen_rows(mr, Kp, qa, ldqa, aw);
     for (int col0 = 0; col0 < nvalid; col0 += 8)
         for (int r = 0; r < mr; r += 4) {
             const int16_t *a = aw + (size_t)r * Kp;
