@@ -92,9 +92,7 @@ void ck_w16_kernel_ref(int mr, int Kp, const int8_t *qa, int ldqa, const int16_t
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < nvalid; j++) {
             int32_t s = 0;
-            for (int g = 0; g < Kp / 4; g++)
-                for (int t = 0; t < 4; t++)
-                    s += (int32_t)qa[(size_t)r * ldqa + 4 * g + t] * panel[ck_w16_offset(Kp, j, 4 * g + t)];
+            for (int k = 0; k < Kp; k++) s += (int32_t)qa[(size_t)r * ldqa + k] * panel[ck_w16_offset(Kp, j, k)];
             acc[(size_t)r * ldacc + j] = s;
         }
 }

@@ -69,10 +69,6 @@ static void quantize_weight_row(int K, const float *row, size_t stride, int8_t *
     for (int k = 0; k < K; k++) q[k] = quantize_one(row[(size_t)k * stride], inv);
 }
 
-void ck_q8_quantize_weight_row(int K, const float *row, int8_t *q, float *scale) {
-    quantize_weight_row(K, row, 1, q, scale);
-}
-
 void ck_q8_pack(int N, int K, const int8_t *q, int ldq, int8_t *packed, int32_t *colsum) {
     int Kp = ck_q8_padded_k(K);
     memset(packed, 0, ck_q8_packed_size(N, K));

@@ -236,9 +236,6 @@ int32_t ck_q8_store_row(int8_t *row, int K, const int8_t *q);
 // Zeroes `bytes` of panels in 4 KiB pieces shared among the threads of the enclosing OpenMP parallel region (an
 // orphaned `omp for`: every thread of the region must call it).
 void ck_q8_zero_in_parallel(int8_t *packed, size_t bytes);
-// One weight row of K values quantized symmetrically (amax/127, round-half-even, clamp ±127; scale 0 for a zero
-// row), as ck_q8_quantize_pack does for each output channel.
-void ck_q8_quantize_weight_row(int K, const float *row, int8_t *q, float *scale);
 // The row parameters of asymmetric activation quantization from the row's range [lo ≤ 0, hi ≥ 0].
 void ck_q8_quantize_row_params(float lo, float hi, float *sa, float *inv, int32_t *zp);
 // One activation value: u = clamp(round-half-even(a·inv) + zp, 0, 255), stored as u − 128. lrintf rounds half to
