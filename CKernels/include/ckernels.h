@@ -186,6 +186,20 @@ size_t ck_conv2d_q8_winograd_scratch_size(const ck_conv2d_params *p, const ck_co
 void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked,
                            const float *wscale, const int32_t *wcolsum, const float *bias,
                            const ck_conv_residual *residual, void *y, int y_f16, void *scratch);
+// The same convolution without a whole transformed copy of the weights (streamed weights, MemoryPlan.small): the
+// direct int8 weight (ck_q8_quantize_pack_conv's packed and scale) is transformed chunk_cols output channels at a
+// time into the scratch (chunk_cols a multiple of CK_Q8_NR; ck_winograd_chunk_cols gives the largest whose int16
+// panels fit CK_WINO_CHUNK_BYTES), and each chunk's columns are computed before the next is transformed. The same
+// integer sums and float operations per output as ck_conv2d_q8_winograd on ck_winograd_pack's whole transform, so
+// the same bits; the input tiles are transformed again per chunk. The whole transform is 32/9 of the int8 weight's
+// bytes — 105 MB for the super-res 32² level's cat(1280, 1280)→1280 — which made it the stage's peak.
+#define CK_WINO_CHUNK_BYTES 8388608     // 8 MiB
+int ck_winograd_chunk_cols(int Cout, int Cin);
+size_t ck_conv2d_q8_winograd_streamed_scratch_size(const ck_conv2d_params *p, const ck_conv_input *in, int chunk_cols,
+                                                   int nthreads);
+void ck_conv2d_q8_winograd_streamed(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *packed,
+                                    const float *scale, const float *bias, const ck_conv_residual *residual, void *y,
+                                    int y_f16, int chunk_cols, void *scratch);
 // The fused convolution's input, materialised: x [N, Hc, Wc, C] f32 (Hc·Wc: H·W, 2H·2W for UP, H/2·W/2 for DOWN).
 void ck_conv_input_materialize(int N, const ck_conv_input *in, float *x);
 // GroupNorm of the channel concatenation of `src` (+ cbias), folded into per-(image, channel) μ, a, b [N, C]

@@ -167,18 +167,19 @@ size_t ck_conv2d_q8_winograd_scratch_size(const ck_conv2d_params *p, const ck_co
     return (size_t)nthreads * wino_thread_bytes(p, in) + CK_ALIGN;
 }
 
-// Work units as in ck_conv2d_q8_fused, with tiles of 2×2 outputs in place of pixels.
-void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked,
-                           const float *wscale, const int32_t *wcolsum, const float *bias,
-                           const ck_conv_residual *residual, void *y, int y_f16, void *scratch) {
+// Work units as in ck_conv2d_q8_fused, with tiles of 2×2 outputs in place of pixels, over the output channels
+// [col0, col0 + ncols): wpacked holds those columns' transformed weights as a [ncols, Cin] matrix (ck_winograd_pack
+// of the direct weight's rows col0…), wscale/wcolsum theirs; bias, the residual and y are indexed by the full Cout.
+static void wino_columns(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked, const float *wscale,
+                         const int32_t *wcolsum, int col0, int ncols, const float *bias, const ck_conv_residual *residual,
+                         void *y, int y_f16, char *s) {
     const ck_dispatch *d = ck_dispatch_active();
     int C = p->Cin, Kp = ck_q8_padded_k(C), nt = ck_get_threads(), T = CK_WINO_TILES;
     int tw = tiles_w(p), tt = tiles_h(p) * tw, blocks = (tt + T - 1) / T;
-    int np = CK_ROUND_UP(p->Cout, CK_Q8_NR) / CK_Q8_NR;
+    int np = CK_ROUND_UP(ncols, CK_Q8_NR) / CK_Q8_NR;
     int groups = ck_conv_panel_groups(p->N * blocks, np, nt);
     int slots = ck_fused_cache_rows(p), up = in->resample == CK_RESAMPLE_UP;
-    size_t psize = ck_q8_packed_size(p->Cout, C);
-    char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
+    size_t psize = ck_q8_packed_size(ncols, C);
     size_t per_thread = wino_thread_bytes(p, in);
     int units = p->N * blocks * groups;
 #pragma omp parallel num_threads(nt)
@@ -223,10 +224,10 @@ void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, c
                                         &corr[xi * T + r]);
             }
             for (int q = w.q0; q < w.q1; q++) {
-                int n0 = q * CK_Q8_NR, nc = CK_MIN(CK_Q8_NR, p->Cout - n0);
+                int n0 = q * CK_Q8_NR, nc = CK_MIN(CK_Q8_NR, ncols - n0);
                 for (int xi = 0; xi < 16; xi++) {
-                    const int32_t *cs = wcolsum + (size_t)xi * p->Cout;
-                    gemm_w16_panel(d, w.rows, p->Cout, Kp, qa + (size_t)xi * T * Kp, Kp, wpacked + xi * psize, q, acc,
+                    const int32_t *cs = wcolsum + (size_t)xi * ncols;
+                    gemm_w16_panel(d, w.rows, ncols, Kp, qa + (size_t)xi * T * Kp, Kp, wpacked + xi * psize, q, acc,
                                    CK_Q8_NR, ks);
                     ck_q8_epilogue(w.rows, nc, acc, CK_Q8_NR, sa + xi * T, corr + xi * T, wscale + n0, cs + n0, NULL,
                                    m + (size_t)xi * T * CK_Q8_NR, CK_Q8_NR);
@@ -236,16 +237,57 @@ void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, c
                     for (int c = 0; c < nc; c++) {
                         float mv[16], yv[4];
                         for (int xi = 0; xi < 16; xi++) mv[xi] = m[((size_t)xi * T + r) * CK_Q8_NR + c];
-                        output_transform(mv, bias ? bias[n0 + c] : 0.0f, yv);
+                        output_transform(mv, bias ? bias[col0 + n0 + c] : 0.0f, yv);
                         for (int k = 0; k < 4; k++) out[k * CK_Q8_NR + c] = yv[k];
                     }
                     for (int k = 0; k < 4; k++)
                         if (oy + k / 2 < p->Ho && ox + k % 2 < p->Wo)
-                            ck_fused_store_tile(p, residual, d, n, (oy + k / 2) * p->Wo + ox + k % 2, 1, n0, nc,
+                            ck_fused_store_tile(p, residual, d, n, (oy + k / 2) * p->Wo + ox + k % 2, 1, col0 + n0, nc,
                                                 out + k * CK_Q8_NR, CK_Q8_NR, y, y_f16);
                 }
             }
         }
+    }
+}
+
+void ck_conv2d_q8_winograd(const ck_conv2d_params *p, const ck_conv_input *in, const int16_t *wpacked,
+                           const float *wscale, const int32_t *wcolsum, const float *bias,
+                           const ck_conv_residual *residual, void *y, int y_f16, void *scratch) {
+    wino_columns(p, in, wpacked, wscale, wcolsum, 0, p->Cout, bias, residual, y, y_f16,
+                 (char *)CK_ALIGN_UP((uintptr_t)scratch));
+}
+
+int ck_winograd_chunk_cols(int Cout, int Cin) {
+    size_t per_col = 16 * (size_t)ck_q8_padded_k(Cin) * sizeof(int16_t);   // a column's 16 positions
+    int cols = (int)(CK_WINO_CHUNK_BYTES / per_col) / CK_Q8_NR * CK_Q8_NR;
+    return CK_MIN(CK_MAX(cols, CK_Q8_NR), CK_ROUND_UP(Cout, CK_Q8_NR));
+}
+
+// The chunk's buffers after the threads' scratch: int16 panels, scale/4 and column sums of chunk_cols columns.
+static size_t chunk_bytes(int Cin, int chunk_cols) {
+    return CK_ALIGN_UP(ck_winograd_packed_size(chunk_cols, Cin)) + CK_ALIGN_UP((size_t)chunk_cols * sizeof(float))
+           + CK_ALIGN_UP(16 * (size_t)chunk_cols * sizeof(int32_t));
+}
+
+size_t ck_conv2d_q8_winograd_streamed_scratch_size(const ck_conv2d_params *p, const ck_conv_input *in, int chunk_cols,
+                                                   int nthreads) {
+    return ck_conv2d_q8_winograd_scratch_size(p, in, nthreads) + chunk_bytes(p->Cin, chunk_cols);
+}
+
+void ck_conv2d_q8_winograd_streamed(const ck_conv2d_params *p, const ck_conv_input *in, const int8_t *packed,
+                                    const float *scale, const float *bias, const ck_conv_residual *residual, void *y,
+                                    int y_f16, int chunk_cols, void *scratch) {
+    int Kp = ck_q8_padded_k(9 * p->Cin);
+    char *s = (char *)CK_ALIGN_UP((uintptr_t)scratch);
+    char *chunk = s + (size_t)ck_get_threads() * wino_thread_bytes(p, in);   // aligned: every piece is
+    int16_t *wpacked = (int16_t *)chunk;
+    float *wscale = (float *)(chunk + CK_ALIGN_UP(ck_winograd_packed_size(chunk_cols, p->Cin)));
+    int32_t *wcolsum = (int32_t *)((char *)wscale + CK_ALIGN_UP((size_t)chunk_cols * sizeof(float)));
+    for (int c0 = 0; c0 < p->Cout; c0 += chunk_cols) {
+        int nc = CK_MIN(chunk_cols, p->Cout - c0);
+        // rows c0… of the direct weight start a panel (c0 is a multiple of CK_Q8_NR): the same layout from there
+        ck_winograd_pack(nc, p->Cin, packed + ck_q8_row_offset(Kp, c0), scale + c0, wpacked, wscale, wcolsum);
+        wino_columns(p, in, wpacked, wscale, wcolsum, c0, nc, bias, residual, y, y_f16, s);
     }
 }
 

@@ -362,6 +362,18 @@ static void test_fused_and_winograd(int isa) {
                     snprintf(what, sizeof what, "%s conv case %d f16 %d threads %d: rel error %g (allowed %g)",
                              algo ? "Winograd" : "fused", ci, f16, k_threads[t], e, tol);
                     check(tol == 0.0f ? memcmp(fy, fref, 4 * ny) == 0 : e <= tol, what);
+                    if (algo == 1) {
+                        // the streamed form, one CK_Q8_NR chunk at a time (two or more chunks, the last partial
+                        // where Cout is not a multiple): the same bits as the whole transform
+                        void *ss = alloc64(ck_conv2d_q8_winograd_streamed_scratch_size(&p, &in, CK_Q8_NR, 3));
+                        void *ys = malloc(4 * ny);
+                        memset(ys, 0xff, 4 * ny);
+                        ck_conv2d_q8_winograd_streamed(&p, &in, q, scale, bias, rp, ys, f16, CK_Q8_NR, ss);
+                        snprintf(what, sizeof what, "streamed Winograd conv case %d f16 %d threads %d: differs from the whole transform",
+                                 ci, f16, k_threads[t]);
+                        check(memcmp(ys, y, (f16 ? 2 : 4) * ny) == 0, what);
+                        free(ss); free(ys);
+                    }
                     if (t == 0) memcpy(first, fy, 4 * ny);
                     else {
                         snprintf(what, sizeof what, "%s conv case %d f16 %d: result changed with %d threads", algo ? "Winograd" : "fused", ci, f16, k_threads[t]);

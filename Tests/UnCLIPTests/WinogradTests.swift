@@ -132,6 +132,62 @@ final class WinogradTests: XCTestCase {
         XCTAssertGreaterThan(snr(direct), snr(wino))     // the extra rounding is real; a Winograd equal to direct would be suspicious
     }
 
+    /// With streamed weights (MemoryPlan.small) the transform is made chunk by chunk inside the call: the result must
+    /// be the same bits as with the whole transform kept (.fast), for the default chunk and for one panel per chunk
+    /// (several chunks, the last one partial at Cout 35, 37 and 40).
+    func testStreamedTransformEqualsTheWholeOne() throws {
+        let saved = MemoryPlan.active
+        defer { MemoryPlan.set(saved) }
+        for (i, c) in Self.cases.enumerated() where c.cout > Int(CK_Q8_NR) {
+            let b = try FusedConvTests.build(c, seed: UInt64(190 + i))
+            var rng = TestRNG(seed: UInt64(200 + i))
+            let w = try Conv2dWeight(weight: b.weight, bias: try FusedConvTests.tensor([c.cout], &rng), padding: 1, quantize: true)
+            let x = try input(c, b, sources: b.sources)
+            func conv(_ plan: MemoryPlan) throws -> [Float] {
+                MemoryPlan.set(plan)
+                return try withAlgorithm(.winograd) {
+                    try Ops.conv2d(x, w, residual: b.residual, residualResample: c.residual ?? .none).toArray()
+                }
+            }
+            let whole = try conv(.fast), streamed = try conv(.small)
+            XCTAssertEqual(streamed, whole, c.name)
+            let (n, h, wd) = try x.checkedGeometry("test")
+            var p = ck_conv2d_params(N: Int32(n), H: Int32(h), W: Int32(wd), Cin: Int32(w.inChannels), Cout: Int32(w.outChannels),
+                                     kh: 3, kw: 3, stride: 1, pad: 1, Ho: 0, Wo: 0)
+            XCTAssertEqual(ck_conv2d_shape(&p), 0)
+            let y = try Tensor(zeros: [n, Int(p.Ho), Int(p.Wo), c.cout])
+            let nt = Int32(Runtime.threads)
+            x.withC { ci in
+                let bytes = ck_conv2d_q8_winograd_streamed_scratch_size(&p, ci, CK_Q8_NR, nt)
+                let s = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+                defer { s.deallocate() }
+                w.bias!.withUnsafeBufferPointer { bias in
+                    func run(_ rp: UnsafePointer<ck_conv_residual>?) {
+                        ck_conv2d_q8_winograd_streamed(&p, ci, w.matrix.q8, w.matrix.scale, bias.baseAddress, rp, y.f32, 0, CK_Q8_NR, s)
+                    }
+                    if let r = b.residual {
+                        var rr = ck_conv_residual(data: UnsafeRawPointer(r.f32), f16: 0, resample: (c.residual ?? .none).rawValue)
+                        run(&rr)
+                    } else { run(nil) }
+                }
+            }
+            XCTAssertEqual(y.toArray(), whole, "\(c.name), one panel per chunk")
+        }
+    }
+
+    /// The default chunk: whole panels whose int16 transform fits CK_WINO_CHUNK_BYTES, at least one panel, at most
+    /// the layer.
+    func testChunkColumns() {
+        for (cout, cin) in [(1280, 2560), (320, 960), (640, 640), (37, 19), (64, 4096), (2048, 4096)] {
+            let cols = Int(ck_winograd_chunk_cols(Int32(cout), Int32(cin))), nr = Int(CK_Q8_NR)
+            XCTAssertEqual(cols % nr, 0, "\(cout)×\(cin)")
+            XCTAssertGreaterThanOrEqual(cols, nr)
+            XCTAssertLessThanOrEqual(cols, (cout + nr - 1) / nr * nr)
+            XCTAssertTrue(cols == nr || ck_winograd_packed_size(Int32(cols), Int32(cin)) <= Int(CK_WINO_CHUNK_BYTES), "\(cout)×\(cin): \(cols)")
+        }
+        XCTAssertEqual(ck_winograd_chunk_cols(1280, 2560), 96)      // 8 MiB / (16 · 2560 · 2 B) = 102 columns
+    }
+
     func testAutoKeepsDirectWhereWinogradDoesNotApply() throws {
         var p = ck_conv2d_params(N: 1, H: 64, W: 64, Cin: 8, Cout: 8, kh: 3, kw: 3, stride: 2, pad: 1, Ho: 0, Wo: 0)
         XCTAssertEqual(ck_conv2d_shape(&p), 0)

@@ -137,8 +137,13 @@ extension Ops {
                     ck_conv_residual(data: r.dtype == .f16 ? UnsafeRawPointer(r.f16) : UnsafeRawPointer(r.f32), f16: r.dtype == .f16 ? 1 : 0,
                                      resample: residualResample.rawValue)
                 }
-                let wino = winograd ? w.winograd.weights(for: w) : nil
-                let bytes = wino == nil ? ck_conv2d_q8_fused_scratch_size(&p, ci, nt) : ck_conv2d_q8_winograd_scratch_size(&p, ci, nt)
+                // Winograd's transformed weights: kept with the weight under MemoryPlan.fast; with streamed weights
+                // made chunk by chunk inside the call, in the scratch (the whole copy is 32/9 of the int8 weight)
+                let wino = winograd && !MemoryPlan.streamWeights ? w.winograd.weights(for: w) : nil
+                let chunk = winograd && wino == nil ? ck_winograd_chunk_cols(p.Cout, p.Cin) : 0
+                let bytes = !winograd ? ck_conv2d_q8_fused_scratch_size(&p, ci, nt)
+                    : wino != nil ? ck_conv2d_q8_winograd_scratch_size(&p, ci, nt)
+                    : ck_conv2d_q8_winograd_streamed_scratch_size(&p, ci, chunk, nt)
                 try withScratch(bytes, nil) { s in
                     (w.bias ?? []).withUnsafeBufferPointer { bias in
                         let mat = w.matrix
@@ -147,6 +152,8 @@ extension Ops {
                         func run(_ rp: UnsafePointer<ck_conv_residual>?) {
                             if let wino {
                                 ck_conv2d_q8_winograd(&p, ci, wino.w16, wino.scale, wino.colsum, b, rp, yp, f16, s)
+                            } else if winograd {
+                                ck_conv2d_q8_winograd_streamed(&p, ci, mat.q8, mat.scale, b, rp, yp, f16, chunk, s)
                             } else {
                                 ck_conv2d_q8_fused(&p, ci, mat.q8, mat.scale, mat.colsum, b, rp, yp, f16, s)
                             }

@@ -22,9 +22,9 @@ final class WinogradWeights: @unchecked Sendable {
     var w16: UnsafeMutablePointer<Int16> { packed.raw.assumingMemoryBound(to: Int16.self) }
 }
 
-/// Where a weight keeps its transformed copy: under MemoryPlan.fast once made (32/9 of the int8 weight's bytes,
-/// resident for the model's life); under .small it is made for each call and freed after it (the transform
-/// reads the weight once: about 16·Cout·Cin additions against 16·Cout·Cin·tiles multiply-accumulates).
+/// Where a weight keeps its transformed copy under MemoryPlan.fast, made on first use (32/9 of the int8 weight's
+/// bytes, resident for the model's life). With streamed weights (.small) it is not used: the convolution transforms
+/// the weight chunk by chunk itself (ck_conv2d_q8_winograd_streamed).
 final class WinogradCache: @unchecked Sendable {
     private var value: WinogradWeights?
     private let lock = NSLock()
@@ -34,7 +34,7 @@ final class WinogradCache: @unchecked Sendable {
         defer { lock.unlock() }
         if let value { return value }
         let made = WinogradWeights(w)
-        if !MemoryPlan.streamWeights { value = made }
+        value = made
         return made
     }
 }
