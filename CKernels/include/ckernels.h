@@ -59,6 +59,10 @@ const char *ck_isa_name(ck_isa isa);
 void ck_set_threads(int n);
 int ck_get_threads(void);
 int ck_usable_cores(void);
+// Fixes glibc's mmap threshold at `bytes` for the whole process (mallopt M_MMAP_THRESHOLD; fixing it also stops the
+// dynamic raise of the trim threshold), so blocks of that size or more are unmapped when freed instead of staying
+// in the heap (malloc_tuning.c). Returns mallopt's result (1 ok), 0 where the C library is not glibc.
+int ck_malloc_fix_mmap_threshold(size_t bytes);
 
 // ---------------------------------------------------------------------------------------------------------
 // f32 GEMM (gemm_f32*.c): C[M,N] = A[M,K] · W[N,K]ᵀ + bias[N]

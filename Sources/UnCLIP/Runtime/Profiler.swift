@@ -71,8 +71,23 @@ public enum Profiler {
     static func track(bytes: Int) {
         lock.lock()
         liveBytes += bytes
-        if liveBytes > peakBytes { peakBytes = liveBytes; peakAt = current.joined(separator: " > ") }
+        if liveBytes > peakBytes {
+            // the process around it, read again only every MiB of new peak (a /proc read per tensor would dominate)
+            if liveBytes >= peakBytes + (1 << 20) || peakRSS == 0 { peakRSS = residentBytes(); peakPoolHeld = BufferPool.shared.heldBytes }
+            peakBytes = liveBytes
+            peakAt = current.joined(separator: " > ")
+        }
         lock.unlock()
+    }
+
+    nonisolated(unsafe) static var peakRSS = 0, peakPoolHeld = 0
+
+    /// The process's resident bytes now (/proc/self/statm's second field, in pages); 0 where it cannot be read.
+    static func residentBytes() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = s.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     public static func report() {
@@ -84,6 +99,8 @@ public enum Profiler {
         }
         out += String(format: "  peak of live tensor memory: %.1f MiB, in ", Double(peakBytes) / 1048576)
             + (peakAt.isEmpty ? "(no operation)" : peakAt) + "\n"
+            + String(format: "  process resident then: %.1f MiB, of it %.1f MiB of freed buffers kept for reuse\n",
+                     Double(peakRSS) / 1048576, Double(peakPoolHeld) / 1048576)
         FileHandle.standardError.write(Data(out.utf8))
     }
 }
