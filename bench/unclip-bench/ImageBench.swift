@@ -50,31 +50,39 @@ enum ImageBench {
         let m = try ModelFile(path: path)
         let pipe = try UnCLIPPipeline(model: m)
         let options = try GenerationOptions(defaultsOf: m)
-        var stages: [(name: String, begin: Mark, last: Mark?, firstStep: Double?, steps: Int, peak: Double)] = []
+        // The progress handler runs as each step starts, so a stage ends where the next one's first step starts
+        // (its last step done, the next model built) and the last one where `generate` returns; the first one
+        // starts with `generate` (text encoding, the prior's build). The steady step: first to last step start.
+        var stages: [(name: String, begin: Mark, end: Mark?, firstStep: Double, lastStep: Double, steps: Int, peak: Double)] = []
         var current = ""
         resetPeak()
-        var begin = Mark.now()
+        let begin = Mark.now()
         let result = try pipe.generate(prompt: prompt, options: options, noise: SeededNoise(seed: seed)) { stage, step, _ in
             let now = Mark.now()
             if stage != current {
-                if !stages.isEmpty { stages[stages.count - 1].peak = status("VmHWM") }
-                resetPeak()
-                stages.append((stage, begin, nil, now.t, 0, 0))
+                if !stages.isEmpty {
+                    stages[stages.count - 1].end = now
+                    stages[stages.count - 1].peak = status("VmHWM")
+                    resetPeak()
+                }
+                stages.append((stage, stages.last?.end ?? begin, nil, now.t, now.t, 0, 0))
                 current = stage
             }
-            stages[stages.count - 1].last = now
+            stages[stages.count - 1].lastStep = now.t
             stages[stages.count - 1].steps = step
-            begin = now
             return true
         }
-        if !stages.isEmpty { stages[stages.count - 1].peak = status("VmHWM") }
         let end = Mark.now()
+        if !stages.isEmpty {
+            stages[stages.count - 1].end = end
+            stages[stages.count - 1].peak = status("VmHWM")
+        }
         var rows: [JSON] = []
         var peak = 0.0
         for s in stages {
-            guard let last = s.last else { continue }
+            guard let last = s.end else { continue }
             peak = max(peak, s.peak)
-            let steady = s.steps > 1 ? (last.t - s.firstStep!) / Double(s.steps - 1) : last.t - s.begin.t
+            let steady = s.steps > 1 ? (s.lastStep - s.firstStep) / Double(s.steps - 1) : last.t - s.begin.t
             rows.append(.object([("stage", .string(s.name)), ("seconds", num(last.t - s.begin.t)), ("steps", num(Double(s.steps))),
                                  ("seconds_per_step", num(steady)), ("gmac", num((last.macs - s.begin.macs) / 1e9)),
                                  ("peak_rss_mb", num(s.peak)), ("minor_faults", num(Double(last.minflt - s.begin.minflt))),
@@ -211,7 +219,7 @@ enum ImageBench {
         let peerBF16 = runs.first(where: { $0.label == "diffusers bfloat16" })?.record?["seconds"]?.double
         var md = "unclip-bench image — \(model) (\(m.weightType.rawValue)), \"\(prompt)\", seed \(seed), \(threads) threads, path "
             + "\(String(cString: ck_isa_name(ck_isa_active()))); measured peak \(String(format: "%.0f", peak)) G\(peakName)\n\n"
-        md += "| run | whole image s | peak RSS MB | read from disk MB | vs diffusers f32 | vs diffusers bf16 |\n|---|---:|---:|---:|---:|---:|\n"
+        md += "| run | whole image s | peak RSS MiB | read from disk MB | vs diffusers f32 | vs diffusers bf16 |\n|---|---:|---:|---:|---:|---:|\n"
         for r in runs {
             guard let j = r.record, let s = j["seconds"]?.double else {
                 md += "| \(r.label) | \(r.failure ?? "failed") | \(r.cgroupMaxMB.map { String(format: "cgroup max %.0f", $0) } ?? "–") | – | – | – |\n"
@@ -224,9 +232,10 @@ enum ImageBench {
         }
         for r in runs where r.peak != nil {
             guard let stages = r.record?["stages"]?.array, let p = r.peak else { continue }
-            md += "\n\(r.label), per stage (the stage's wall time includes mapping its weights; s/step is the steady step; "
+            md += "\n\(r.label), per stage (a stage runs from its first step's start to the next stage's, so it includes building the next "
+                + "stage's model; the first also text encoding and the prior's build; s/step is the steady step; "
                 + "peak measured just before the run at its \(r.threads ?? threads) thread\((r.threads ?? threads) == 1 ? "" : "s"): \(String(format: "%.0f", p)) G):\n\n"
-            md += "| stage | s | steps | s/step | GOPS | of peak | peak RSS MB | minor faults | major faults | read MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            md += "| stage | s | steps | s/step | GOPS | of peak | peak RSS MiB | minor faults | major faults | read MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
             for st in stages {
                 let s = st["seconds"]?.double ?? 0, gops = 2 * (st["gmac"]?.double ?? 0) / max(s, 1e-9)
                 md += "| \(st["stage"]?.string ?? "?") | \(String(format: "%.1f", s)) | \(Int(st["steps"]?.double ?? 0)) | "
