@@ -86,11 +86,11 @@ enum PipelineBench {
                 throw UnCLIPError.invalidArgument(name: "--diffusers", detail: "time_diffusers.py failed on \(dir)")
             }
             for (k, v) in s { peer[k] = v.double }
-            peerInfo = "diffusers/PyTorch \(j["torch"]?.string ?? "?") peak RSS \(String(format: "%.0f", j["peak_rss_mb"]?.double ?? 0)) MB"
+            peerInfo = "diffusers/PyTorch \(j["torch"]?.string ?? "?") peak RSS \(String(format: "%.0f", j["peak_rss_mb"]?.double ?? 0)) MiB"
         }
         let type = m.weightType.rawValue
         var md = "unclip-bench pipeline — \(path) (\(type)), \(threads) threads, path \(String(cString: ck_isa_name(ck_isa_active()))), "
-            + "median of \(repeats); engine peak RSS \(String(format: "%.0f", rssMB)) MB\(peerInfo.isEmpty ? "" : "; " + peerInfo)\n\n"
+            + "median of \(repeats); engine peak RSS \(String(format: "%.0f", rssMB)) MiB\(peerInfo.isEmpty ? "" : "; " + peerInfo)\n\n"
         md += "| stage (one step) | unclip \(type) s | diffusers f32 s | speed-up |\n|---|---:|---:|---:|\n"
         var rows: [JSON] = []
         for (k, v) in secs {
